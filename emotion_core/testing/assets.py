@@ -1,0 +1,39 @@
+"""Write every test model into a ComfyUI-style ``models/`` tree, under the file
+names the example workflows and the README's model table use."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Role -> path under models/. The example workflows reference these names.
+TEST_FILES: dict[str, str] = {
+    "critic_clip_b32": "emotion_critic/test_clip_b32_zero_shot.safetensors",
+    "critic_clip_l14": "emotion_critic/test_clip_l14_zero_shot.safetensors",
+    "critic_emogen": "emotion_critic/test_emogen_probe.safetensors",
+    "critic_emoedit": "emotion_critic/test_emoedit_probe.safetensors",
+    "critic_emoeditor": "emotion_critic/test_emoeditor_predictor.safetensors",
+    "emotion_encoder": "emotion_encoder/test_emoeditor_encoder.safetensors",
+    "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
+    "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
+}
+
+
+def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0) -> dict[str, Path]:
+    """Write the tiny models; returns role -> written path. Deterministic for a seed."""
+    from .critic_assets import write_test_critics
+    from .encoder_assets import write_test_encoder
+
+    models_dir = Path(models_dir)
+    written: dict[str, Path] = {}
+    written.update(write_test_critics(models_dir, TEST_FILES, seed=seed))
+    written.update(write_test_encoder(models_dir, TEST_FILES, seed=seed))
+    if with_checkpoint:
+        from .checkpoint import write_test_checkpoint
+
+        written.update(write_test_checkpoint(models_dir, TEST_FILES, seed=seed))
+    for role, path in written.items():
+        log.info("wrote %s: %s", role, path)
+    return written

@@ -1,0 +1,63 @@
+"""Test set-up.
+
+- ``emotion_core`` is imported from the repository root.
+- Node tests import the repository as a ComfyUI custom-node package (the way
+  ComfyUI loads it). Without ``COMFYUI_PATH`` the ComfyUI modules the nodes use
+  come from ``tests/comfy_standins``; with it, from the real ComfyUI checkout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
+PACK_NAME = "emotion_director_pack"
+
+sys.path.insert(0, str(ROOT))
+if COMFYUI_PATH:
+    sys.path.insert(0, COMFYUI_PATH)
+else:
+    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def load_pack():
+    """Import the repository root as a package, exactly as ComfyUI's custom-node loader does."""
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
+    spec = importlib.util.spec_from_file_location(
+        PACK_NAME, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def pack():
+    return load_pack()
+
+
+@pytest.fixture(scope="session")
+def comfy_models_dir(tmp_path_factory):
+    """A ComfyUI-style models/ tree with every test model, registered in folder_paths."""
+    from emotion_core.testing.assets import make_test_models
+
+    import folder_paths
+
+    models = tmp_path_factory.mktemp("comfy") / "models"
+    make_test_models(models)
+    load_pack()
+    from emotion_director_pack.nodes.model_folders import MODEL_FOLDERS, register_model_folders
+
+    register_model_folders()
+    for name in MODEL_FOLDERS:
+        folder_paths.add_model_folder_path(name, str(models / name), is_default=True)
+    return models

@@ -1,0 +1,31 @@
+"""``emotion-director dev``: developer helpers (test models for workflows and CI)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import add_json_flag
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("dev", help="developer helpers")
+    sub = parser.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", parser_class=type(parser))
+    sub.required = True
+    make = sub.add_parser(
+        "make-test-models",
+        help="write tiny random-weight models in every format this project reads into DIR (a ComfyUI models/ tree)",
+    )
+    make.add_argument("dir", type=Path, help="target models/ folder, e.g. ComfyUI/models")
+    make.add_argument("--with-checkpoint", action="store_true",
+                      help="also write a small SD1.5-layout checkpoint and a CLIP-vision file (~0.6 GB)")
+    make.add_argument("--seed", type=int, default=0)
+    add_json_flag(make)
+    make.set_defaults(handler=make_test_models)
+
+
+def make_test_models(args: argparse.Namespace) -> dict:
+    from ..testing.assets import make_test_models as write
+
+    written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed)
+    return {"models_dir": str(args.dir), "files": {role: str(path) for role, path in written.items()}}

@@ -1,0 +1,88 @@
+"""Emotion Conditioning: an emotion direction applied to a text conditioning, either
+training-free through the user's CLIP or through EmoEditor's emotion encoder."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from comfy_api.latest import io
+
+import comfy.model_management as mm
+
+from ..emotion_core.conditioning import Encoded, emotion_delta, steer_conditioning
+from ..emotion_core.encoder import load_emotion_encoder
+from ..emotion_core.errors import InvalidInputError
+from .critics import CATEGORY
+from .model_folders import model_files, model_path
+from .types import EmotionDirectionType
+
+NO_ENCODER = "none"
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_encoder(path: str, mtime_ns: int, size: int):
+    """The last encoder used, kept while its file is unchanged (it is ~180 MB to read)."""
+    return load_emotion_encoder(path)
+
+
+def clip_text_encoder(clip):
+    """Wrap a ComfyUI CLIP as ``text -> Encoded`` for ``emotion_core.conditioning``."""
+
+    def encode(text: str) -> Encoded:
+        out = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True, return_dict=True)
+        return Encoded(out["cond"], out.get("pooled_output"))
+
+    return encode
+
+
+class EmotionConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EmotionConditioning",
+            display_name="Emotion Conditioning",
+            category=CATEGORY,
+            description=(
+                "Applies an emotion direction to a conditioning. Without an encoder it is training-free: emotion "
+                "descriptor prompts are encoded with your CLIP and their difference from the empty prompt is added, "
+                "weighted by the direction and its strength. With an EmoEditor emotion encoder it outputs EmoEditor's "
+                "77x768 emotion tokens for an InstructPix2Pix model (feed them to InstructPixToPixConditioning)."
+            ),
+            inputs=[
+                EmotionDirectionType.Input("direction", tooltip="From an Emotion Direction node."),
+                io.Conditioning.Input("conditioning", optional=True,
+                                      tooltip="The text conditioning to steer (e.g. from CLIP Text Encode). "
+                                      "Required without an encoder."),
+                io.Clip.Input("clip", optional=True,
+                              tooltip="The same CLIP that made the conditioning; encodes the emotion descriptors. "
+                              "Required without an encoder."),
+                io.Combo.Input("emotion_encoder", options=[NO_ENCODER, *model_files("emotion_encoder")],
+                               default=NO_ENCODER,
+                               tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "
+                               "training-free CLIP path."),
+            ],
+            outputs=[io.Conditioning.Output("conditioning", display_name="conditioning",
+                                            tooltip="The emotion-steered conditioning.")],
+        )
+
+    @classmethod
+    def execute(cls, direction, conditioning=None, clip=None, emotion_encoder: str = NO_ENCODER) -> io.NodeOutput:
+        if emotion_encoder and emotion_encoder != NO_ENCODER:
+            path = model_path("emotion_encoder", emotion_encoder)
+            stat = os.stat(path)
+            encoder = _cached_encoder(path, stat.st_mtime_ns, stat.st_size)
+            tokens = encoder.encode(direction).to(mm.intermediate_device(), torch.float32)
+            extras = dict(conditioning[0][1]) if conditioning else {}
+            extras.pop("pooled_output", None)  # EmoEditor's tokens replace the text; a text pooled vector would not match
+            return io.NodeOutput([[tokens, extras]])
+        if conditioning is None or clip is None:
+            raise InvalidInputError(
+                "without an emotion encoder, connect both conditioning and clip (the CLIP that encoded it)"
+            )
+        delta = emotion_delta(clip_text_encoder(clip), direction)
+        return io.NodeOutput(steer_conditioning(conditioning, delta))
+
+
+NODES = [EmotionConditioning]

@@ -1,0 +1,57 @@
+"""Load Emotion Critic: a critic from ``models/emotion_critic/`` for the nodes that judge images."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+import comfy.model_management as mm
+
+from ..emotion_core.critics import EmotionCritic, load_critic
+from .model_folders import model_files, model_path
+from .types import EmotionCriticType
+
+CATEGORY = "Emotion Director"
+
+
+def run_critic(critic: EmotionCritic, images: torch.Tensor) -> torch.Tensor:
+    """Probabilities ``[B,8]`` (canonical order, on CPU), computed on ComfyUI's device;
+    the critic goes back to the CPU afterwards so it holds no VRAM between runs."""
+    device = mm.get_torch_device()
+    critic.to(device)
+    try:
+        return critic.predict(images)
+    finally:
+        critic.to(mm.unet_offload_device())
+
+
+class EmotionCriticLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EmotionCriticLoader",
+            display_name="Load Emotion Critic",
+            category=CATEGORY,
+            description=(
+                "Loads an emotion critic: a model that reads an image and says how much it evokes each of the "
+                "8 Mikels emotions. CLIP zero-shot, CLIP probe heads (EmoGen, EmoEdit) and EmoEditor's "
+                "ResNet-18 predictor are supported."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "critic_name",
+                    options=model_files("emotion_critic"),
+                    tooltip="Critic file in models/emotion_critic/ (.safetensors, or .pt/.pth loaded weights-only). "
+                    "A .json sidecar or the safetensors metadata says its kind, backbone and class order.",
+                ),
+            ],
+            outputs=[EmotionCriticType.Output("critic", display_name="critic", tooltip="The loaded emotion critic.")],
+        )
+
+    @classmethod
+    def execute(cls, critic_name: str) -> io.NodeOutput:
+        critic = load_critic(model_path("emotion_critic", critic_name), device=mm.unet_offload_device())
+        return io.NodeOutput(critic)
+
+
+NODES = [EmotionCriticLoader]

@@ -1,0 +1,278 @@
+"""Random-weight SD1.5 checkpoint and ViT-H/14 CLIP-vision file for real-ComfyUI tests.
+
+Both files are built tensor by tensor from shape tables written here (no
+download, no ComfyUI import), in the key layouts ComfyUI's loaders detect.
+
+SD1.5 checkpoint (original LDM key names). ComfyUI's ``model_detection``
+reads the UNet config from the keys: ``model_channels`` from
+``input_blocks.0.0.weight``, ``context_dim`` from the first ``attn2.to_k``,
+``num_res_blocks``/``channel_mult``/``transformer_depth`` by walking
+``input_blocks`` (a new level starts at an ``op`` downsample), and picks SD15
+for 320 channels + 768 context + conv ``proj_in`` + 4 input channels. The
+depth is free, so the UNet here has two levels (320, 640), one res block and
+one transformer per level, and a middle block with a transformer: ~60M
+parameters instead of 860M. Its cross-attention (attn2) blocks are listed in
+``UNET_ATTN2_BLOCKS`` for tests that patch them. The text encoder (CLIP
+ViT-L/14 text, 12 x 768, vocab 49408) and the VAE keep the full SD1.5 shapes
+because ComfyUI builds both from fixed configs. ~0.45 GB in fp16.
+
+CLIP vision. ``comfy.clip_vision.load_clipvision_from_sd`` picks its config
+by key presence only: ``vision_model.encoder.layers.30.layer_norm1.weight``
+(without layer 47) selects ``clip_vision_config_h.json`` (32 layers, width
+1280, MLP 5120, patch 14, projection 1024). The model is always built from
+that config and loaded with ``strict=False``: a file with fewer layers or only
+the marker key is accepted (with a "missing clip vision" warning), but the
+missing weights stay uninitialised memory (ComfyUI's ops skip init), so
+``encode_image`` returns garbage or NaN; a narrower width fails with a size
+mismatch. The smallest file that is accepted and runs reproducibly is
+therefore the full ViT-H tensor set: 632M parameters, 1.26 GB in fp16
+(2.5 GB in fp32).
+
+Weights: linear/conv ~ N(0, 1/fan_in), norms 1/0, embeddings N(0, 0.02), so
+activations stay finite through the random networks. Every tensor comes from
+one ``torch.Generator`` per file, seeded from (seed, role): deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ..weights import save_safetensors
+
+log = logging.getLogger(__name__)
+
+DTYPE = torch.float16
+
+# UNet: SD1.5 base width and context, shallow depth (see module docstring).
+UNET_MODEL_CHANNELS = 320
+UNET_CHANNEL_MULT = (1, 2)
+UNET_RES_BLOCKS = 1
+UNET_CONTEXT_DIM = 768
+# (block, index, channels) of every transformer, i.e. every attn2 patch key this UNet calls.
+UNET_ATTN2_BLOCKS = (
+    ("input", 1, 320),
+    ("input", 3, 640),
+    ("middle", 0, 640),
+    ("output", 0, 640),
+    ("output", 1, 640),
+    ("output", 2, 320),
+    ("output", 3, 320),
+)
+
+_ONES = "ones"
+_ZEROS = "zeros"
+
+
+class _Shapes:
+    """Ordered tensor name -> (shape, init); init is a std, ``ones`` or ``zeros``."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, tuple[tuple[int, ...], float | str]] = {}
+
+    def param(self, name: str, shape: tuple[int, ...], init: float | str) -> None:
+        if name in self.specs:
+            raise ValueError(f"duplicate tensor name {name}")
+        self.specs[name] = (shape, init)
+
+    def weight(self, name: str, shape: tuple[int, ...], bias: bool = True) -> None:
+        """A linear or conv layer: fan-in scaled weight, zero bias."""
+        self.param(f"{name}.weight", shape, 1.0 / math.sqrt(math.prod(shape[1:])))
+        if bias:
+            self.param(f"{name}.bias", (shape[0],), _ZEROS)
+
+    def linear(self, name: str, out_features: int, in_features: int, bias: bool = True) -> None:
+        self.weight(name, (out_features, in_features), bias)
+
+    def conv(self, name: str, out_channels: int, in_channels: int, kernel: int) -> None:
+        self.weight(name, (out_channels, in_channels, kernel, kernel))
+
+    def norm(self, name: str, channels: int) -> None:
+        self.param(f"{name}.weight", (channels,), _ONES)
+        self.param(f"{name}.bias", (channels,), _ZEROS)
+
+    def build(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        tensors = {}
+        for name, (shape, init) in self.specs.items():
+            if init == _ONES:
+                tensors[name] = torch.ones(shape, dtype=DTYPE)
+            elif init == _ZEROS:
+                tensors[name] = torch.zeros(shape, dtype=DTYPE)
+            else:
+                tensors[name] = torch.empty(shape, dtype=DTYPE).normal_(0.0, init, generator=generator)
+        return tensors
+
+
+def _unet_res_block(s: _Shapes, p: str, channels_in: int, channels_out: int) -> None:
+    s.norm(f"{p}in_layers.0", channels_in)
+    s.conv(f"{p}in_layers.2", channels_out, channels_in, 3)
+    s.linear(f"{p}emb_layers.1", channels_out, 4 * UNET_MODEL_CHANNELS)
+    s.norm(f"{p}out_layers.0", channels_out)
+    s.conv(f"{p}out_layers.3", channels_out, channels_out, 3)
+    if channels_in != channels_out:
+        s.conv(f"{p}skip_connection", channels_out, channels_in, 1)
+
+
+def _unet_transformer(s: _Shapes, p: str, channels: int) -> None:
+    s.norm(f"{p}norm", channels)
+    s.conv(f"{p}proj_in", channels, channels, 1)
+    b = f"{p}transformer_blocks.0."
+    for attn, context in (("attn1", channels), ("attn2", UNET_CONTEXT_DIM)):
+        s.linear(f"{b}{attn}.to_q", channels, channels, bias=False)
+        s.linear(f"{b}{attn}.to_k", channels, context, bias=False)
+        s.linear(f"{b}{attn}.to_v", channels, context, bias=False)
+        s.linear(f"{b}{attn}.to_out.0", channels, channels)
+    s.linear(f"{b}ff.net.0.proj", 8 * channels, channels)  # GEGLU: value and gate
+    s.linear(f"{b}ff.net.2", channels, 4 * channels)
+    for i in (1, 2, 3):
+        s.norm(f"{b}norm{i}", channels)
+    s.conv(f"{p}proj_out", channels, channels, 1)
+
+
+def _unet(s: _Shapes, p: str = "model.diffusion_model.") -> None:
+    mc = UNET_MODEL_CHANNELS
+    s.linear(f"{p}time_embed.0", 4 * mc, mc)
+    s.linear(f"{p}time_embed.2", 4 * mc, 4 * mc)
+    s.conv(f"{p}input_blocks.0.0", mc, 4, 3)
+    skip_channels = [mc]
+    ch, block = mc, 1
+    for level, mult in enumerate(UNET_CHANNEL_MULT):
+        for _ in range(UNET_RES_BLOCKS):
+            _unet_res_block(s, f"{p}input_blocks.{block}.0.", ch, mc * mult)
+            ch = mc * mult
+            _unet_transformer(s, f"{p}input_blocks.{block}.1.", ch)
+            skip_channels.append(ch)
+            block += 1
+        if level != len(UNET_CHANNEL_MULT) - 1:
+            s.conv(f"{p}input_blocks.{block}.0.op", ch, ch, 3)
+            skip_channels.append(ch)
+            block += 1
+    _unet_res_block(s, f"{p}middle_block.0.", ch, ch)
+    _unet_transformer(s, f"{p}middle_block.1.", ch)
+    _unet_res_block(s, f"{p}middle_block.2.", ch, ch)
+    block = 0
+    for level, mult in reversed(list(enumerate(UNET_CHANNEL_MULT))):
+        for i in range(UNET_RES_BLOCKS + 1):
+            _unet_res_block(s, f"{p}output_blocks.{block}.0.", ch + skip_channels.pop(), mc * mult)
+            ch = mc * mult
+            _unet_transformer(s, f"{p}output_blocks.{block}.1.", ch)
+            if level and i == UNET_RES_BLOCKS:
+                s.conv(f"{p}output_blocks.{block}.2.conv", ch, ch, 3)
+            block += 1
+    s.norm(f"{p}out.0", ch)
+    s.conv(f"{p}out.2", 4, ch, 3)
+
+
+def _vae_res_block(s: _Shapes, p: str, channels_in: int, channels_out: int) -> None:
+    s.norm(f"{p}norm1", channels_in)
+    s.conv(f"{p}conv1", channels_out, channels_in, 3)
+    s.norm(f"{p}norm2", channels_out)
+    s.conv(f"{p}conv2", channels_out, channels_out, 3)
+    if channels_in != channels_out:
+        s.conv(f"{p}nin_shortcut", channels_out, channels_in, 1)
+
+
+def _vae_mid(s: _Shapes, p: str, channels: int) -> None:
+    _vae_res_block(s, f"{p}block_1.", channels, channels)
+    s.norm(f"{p}attn_1.norm", channels)
+    for name in ("q", "k", "v", "proj_out"):
+        s.conv(f"{p}attn_1.{name}", channels, channels, 1)
+    _vae_res_block(s, f"{p}block_2.", channels, channels)
+
+
+def _vae(s: _Shapes, p: str = "first_stage_model.") -> None:
+    """SD1.5 AutoencoderKL: ch 128, ch_mult (1, 2, 4, 4), 2 res blocks, 4 latent channels."""
+    base, mults, res_blocks, z = 128, (1, 2, 4, 4), 2, 4
+    ch = base
+    s.conv(f"{p}encoder.conv_in", ch, 3, 3)
+    for level, mult in enumerate(mults):
+        for i in range(res_blocks):
+            _vae_res_block(s, f"{p}encoder.down.{level}.block.{i}.", ch, base * mult)
+            ch = base * mult
+        if level != len(mults) - 1:
+            s.conv(f"{p}encoder.down.{level}.downsample.conv", ch, ch, 3)
+    _vae_mid(s, f"{p}encoder.mid.", ch)
+    s.norm(f"{p}encoder.norm_out", ch)
+    s.conv(f"{p}encoder.conv_out", 2 * z, ch, 3)
+    s.conv(f"{p}quant_conv", 2 * z, 2 * z, 1)
+    s.conv(f"{p}post_quant_conv", z, z, 1)
+    s.conv(f"{p}decoder.conv_in", ch, z, 3)
+    _vae_mid(s, f"{p}decoder.mid.", ch)
+    for level in reversed(range(len(mults))):
+        for i in range(res_blocks + 1):
+            _vae_res_block(s, f"{p}decoder.up.{level}.block.{i}.", ch, base * mults[level])
+            ch = base * mults[level]
+        if level:
+            s.conv(f"{p}decoder.up.{level}.upsample.conv", ch, ch, 3)
+    s.norm(f"{p}decoder.norm_out", ch)
+    s.conv(f"{p}decoder.conv_out", 3, ch, 3)
+
+
+def _clip_encoder_layer(s: _Shapes, p: str, width: int, mlp: int) -> None:
+    for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        s.linear(f"{p}self_attn.{name}", width, width)
+    s.norm(f"{p}layer_norm1", width)
+    s.linear(f"{p}mlp.fc1", mlp, width)
+    s.linear(f"{p}mlp.fc2", width, mlp)
+    s.norm(f"{p}layer_norm2", width)
+
+
+def _clip_text(s: _Shapes, p: str = "cond_stage_model.transformer.text_model.") -> None:
+    """CLIP ViT-L/14 text tower, HF names (the SD1.5 checkpoint layout)."""
+    s.param(f"{p}embeddings.token_embedding.weight", (49408, 768), 0.02)
+    s.param(f"{p}embeddings.position_embedding.weight", (77, 768), 0.02)
+    for i in range(12):
+        _clip_encoder_layer(s, f"{p}encoder.layers.{i}.", 768, 3072)
+    s.norm(f"{p}final_layer_norm", 768)
+
+
+def _clip_vision_h(s: _Shapes) -> None:
+    """CLIP ViT-H/14 vision tower + projection (IP-Adapter SD1.5 image encoder), HF names."""
+    width, layers, patch, tokens = 1280, 32, 14, (224 // 14) ** 2 + 1
+    p = "vision_model."
+    s.param(f"{p}embeddings.class_embedding", (width,), 0.02)
+    s.weight(f"{p}embeddings.patch_embedding", (width, 3, patch, patch), bias=False)
+    s.param(f"{p}embeddings.position_embedding.weight", (tokens, width), 0.02)
+    s.norm(f"{p}pre_layrnorm", width)  # sic: the HF name
+    for i in range(layers):
+        _clip_encoder_layer(s, f"{p}encoder.layers.{i}.", width, 4 * width)
+    s.norm(f"{p}post_layernorm", width)
+    s.linear("visual_projection", 1024, width, bias=False)
+
+
+def _generator(seed: int, role: str) -> torch.Generator:
+    return torch.Generator().manual_seed(zlib.crc32(f"{role}:{seed}".encode()))
+
+
+def _write(role: str, shapes: _Shapes, path: Path, seed: int, layout: str) -> Path:
+    start = time.perf_counter()
+    tensors = shapes.build(_generator(seed, role))
+    save_safetensors(tensors, path, {"role": role, "layout": layout, "seed": seed, "random_weights": True})
+    log.info(
+        "%s: %d tensors, %.1fM parameters, %.0f MB in %.1f s",
+        role, len(tensors), sum(t.numel() for t in tensors.values()) / 1e6,
+        path.stat().st_size / 1e6, time.perf_counter() - start,
+    )
+    return path
+
+
+def write_test_checkpoint(models_dir: str | Path, names: Mapping[str, str], seed: int = 0) -> dict[str, Path]:
+    """Write the SD1.5 checkpoint and the ViT-H CLIP-vision file under ``models_dir``
+    at ``names["checkpoint"]`` / ``names["clip_vision"]``; returns role -> path."""
+    models_dir = Path(models_dir)
+    checkpoint = _Shapes()
+    _unet(checkpoint)
+    _vae(checkpoint)
+    _clip_text(checkpoint)
+    vision = _Shapes()
+    _clip_vision_h(vision)
+    return {
+        "checkpoint": _write("checkpoint", checkpoint, models_dir / names["checkpoint"], seed, "sd15-ldm"),
+        "clip_vision": _write("clip_vision", vision, models_dir / names["clip_vision"], seed, "clip-vision-vit-h14-hf"),
+    }

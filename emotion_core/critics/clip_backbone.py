@@ -71,11 +71,11 @@ def _config_signature(cfg: Mapping[str, Any]) -> tuple:
 
 def infer_open_clip_model(state: Mapping[str, torch.Tensor]) -> str | None:
     """The standard registry name whose shapes match ``state`` (both towers), or None."""
-    import open_clip
-
     needed = ("visual.positional_embedding", "text_projection", "positional_embedding")
     if not is_open_clip_state(state) or any(k not in state for k in needed):
         return None
+    import open_clip
+
     signature = _shape_signature(state)
     for name in STANDARD_MODELS:
         if _config_signature(open_clip.get_model_config(name)) == signature:

@@ -54,7 +54,8 @@ def merge_prompts(overrides: Any, path: Path) -> dict[str, list[str]]:
     if not isinstance(overrides, Mapping):
         raise ModelFormatError(f"{path.name}: metadata prompts must be an object {{emotion: [prompt, ...]}}")
     for name, texts in overrides.items():
-        if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        valid = isinstance(texts, list) and texts and all(isinstance(t, str) and t.strip() for t in texts)
+        if not valid:
             raise ModelFormatError(f"{path.name}: prompts for {name!r} must be a non-empty list of non-empty strings")
         prompts[parse_emotion(name)] = list(texts)
     return prompts

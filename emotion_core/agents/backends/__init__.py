@@ -1,0 +1,43 @@
+"""Agent backends behind one interface: ``propose_all(personas, request) -> [AgentResult]``.
+
+``builtin`` is offline and deterministic; the LLM backends may fail per agent
+(``AgentResult.error``) or as a whole (``BackendUnavailable``), and the
+pipeline then falls back to ``builtin`` with a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import InvalidInputError
+from .builtin import BuiltinBackend
+
+BACKENDS = ("builtin", "openai-compatible", "llama-cpp")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot serve at all (e.g. its server did not start); every agent falls back."""
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    name: str = "builtin"
+    base_url: str = ""
+    model: str = ""  # model name for openai-compatible; path of a .gguf file for llama-cpp
+    timeout: float = 30.0
+    retries: int = 2
+
+
+def make_backend(settings: BackendSettings):
+    name = (settings.name or "builtin").strip().lower()
+    if name == "builtin":
+        return BuiltinBackend()
+    if name == "openai-compatible":
+        from .openai_compatible import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(settings.base_url, settings.model, settings.timeout, settings.retries)
+    if name == "llama-cpp":
+        from .llama_cpp import LlamaCppBackend
+
+        return LlamaCppBackend(settings.model, settings.timeout, settings.retries)
+    raise InvalidInputError(f"unknown backend {settings.name!r}; expected one of: {', '.join(BACKENDS)}")

@@ -1,0 +1,11 @@
+"""Benchmarks run by ``emotion-director bench NAME``.
+
+Each entry names a module ``emotion_core.benchmarks.<name>`` that defines
+``add_arguments(parser)`` and ``run(args) -> dict`` (the figures, printed as
+one JSON object with ``--json``). Modules are imported to build the CLI, so
+they import heavy libraries inside ``run`` only. To add one, add a line here.
+"""
+
+BENCHMARKS: dict[str, str] = {
+    "rewrite": "Agent Prompt Rewriter: emotion alignment, semantic preservation, diversity, speed",
+}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -242,9 +243,11 @@ def comfyui_server(request, tmp_path_factory) -> ComfyUIServer:
         pytest.skip("COMFYUI_PATH is not set: no real ComfyUI to test against")
     if _running is None:
         base_dir = tmp_path_factory.mktemp("comfyui_base")
+        # pytest keeps recent temp dirs: drop the ~2 GB of models, keep the log and outputs.
+        request.config.add_cleanup(lambda: shutil.rmtree(base_dir / "models", ignore_errors=True))
         prepare_base_dir(base_dir)
         server = ComfyUIServer(comfyui_path, base_dir)
         server.start()
-        request.config.add_cleanup(server.stop)
+        request.config.add_cleanup(server.stop)  # cleanups run last-in first-out: stop, then delete
         _running = server
     return _running

@@ -10,11 +10,13 @@ reads the UNet config from the keys: ``model_channels`` from
 ``input_blocks`` (a new level starts at an ``op`` downsample), and picks SD15
 for 320 channels + 768 context + conv ``proj_in`` + 4 input channels. The
 depth is free, so the UNet here has two levels (320, 640), one res block and
-one transformer per level, and a middle block with a transformer: ~60M
-parameters instead of 860M. Its cross-attention (attn2) blocks are listed in
-``UNET_ATTN2_BLOCKS`` for tests that patch them. The text encoder (CLIP
-ViT-L/14 text, 12 x 768, vocab 49408) and the VAE keep the full SD1.5 shapes
-because ComfyUI builds both from fixed configs. ~0.45 GB in fp16.
+one transformer per level, and a middle block with a transformer: 107M
+parameters instead of 860M, with real down/upsampling and two attention widths
+so block-indexed patches are exercised. Its cross-attention (attn2) blocks are
+listed in ``UNET_ATTN2_BLOCKS`` for tests that patch them. The text encoder
+(CLIP ViT-L/14 text, 12 x 768, vocab 49408; 123M) and the VAE (84M) keep the
+full SD1.5 shapes because ComfyUI builds both from fixed configs. 0.63 GB in
+fp16.
 
 CLIP vision. ``comfy.clip_vision.load_clipvision_from_sd`` picks its config
 by key presence only: ``vision_model.encoder.layers.30.layer_norm1.weight``

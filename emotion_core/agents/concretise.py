@@ -9,10 +9,11 @@ encoder, lets the agents prefer concepts that belong with what is drawn.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable
 
 from .encoder import SentenceEncoder
-from .knowledge import PEOPLE_FAMILIES, Concept
+from .knowledge import PEOPLE_FAMILIES, Concept, all_knowledge
 from .proposals import Proposal
 from .semantics import Semantics
 
@@ -32,12 +33,19 @@ def concretise(proposal: Proposal, semantics: Semantics) -> str:
     return proposal.phrase
 
 
+@lru_cache(maxsize=1)
+def embed_knowledge(encoder: SentenceEncoder) -> None:
+    """Embed every phrase of every emotion in one batch, once, so a rewrite only embeds its subject."""
+    encoder.embed([text for k in all_knowledge().values() for c in k.concepts for _, text in c.forms])
+
+
 def subject_fit(concepts: Iterable[Concept], semantics: Semantics,
                 encoder: SentenceEncoder | None) -> dict[str, float]:
     """Cosine between the subject (with its scene) and each concept's phrase; empty without an encoder."""
     concepts = list(concepts)
     if encoder is None or not concepts:
         return {}
+    embed_knowledge(encoder)
     subject = " ".join(part for part in (semantics.subject, semantics.scene) if part)
     vectors = encoder.embed([subject] + [phrase_for(c, semantics) for c in concepts])
     cosines = (vectors[1:] @ vectors[0]).tolist()

@@ -48,7 +48,8 @@ class SentenceEncoder:
     def embed(self, texts: list[str]):
         """``[len(texts), dim]`` unit vectors; repeated texts are served from the cache."""
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            # sorted by length so each batch pads little
+            missing = sorted(dict.fromkeys(t for t in texts if t not in self._cache), key=len)
             for start in range(0, len(missing), 64):
                 chunk = missing[start:start + 64]
                 for text, vector in zip(chunk, self._forward(chunk)):

@@ -47,7 +47,7 @@ def crowded(families: set[str], family: str) -> bool:
 
 
 def diversity_temperature(creativity: float) -> float:
-    return 0.05 + 0.6 * creativity
+    return 0.6 * creativity
 
 
 def consolidate(results: list[AgentResult], request: AgentRequest, max_concepts: int) -> list[Ballot]:

@@ -1,0 +1,92 @@
+"""Agent Prompt Rewriter: MC-Agent's multi-agent chain-of-concept prompt rewrite."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
+from ..emotion_core.agents.pipeline import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
+from ..emotion_core.errors import InvalidInputError
+from ..emotion_core.taxonomy import EMOTIONS, parse_emotion
+from .types import EmotionDirectionType
+
+CATEGORY = "Emotion Director/Prompt"
+
+
+def strongest_target(direction) -> str:
+    """The target emotion an ``EMOTION_DIRECTION`` weighs most (ties: canonical order)."""
+    target = getattr(direction, "target", None)
+    if not target:
+        raise InvalidInputError("the connected emotion direction has no target emotions")
+    weights = {parse_emotion(name): float(weight) for name, weight in dict(target).items()}
+    return max(weights, key=lambda e: (weights[e], -EMOTIONS.index(e)))
+
+
+class AgentPromptRewriter(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AgentPromptRewriter",
+            display_name="Agent Prompt Rewriter",
+            category=CATEGORY,
+            description=(
+                "Rewrites a plain prompt so the image shows an emotion through what is drawn (scene, objects, "
+                "colour, light, weather, framing, faces, actions) instead of naming it. Several persona agents "
+                "propose concepts, vote, and the winners are turned into phrases that fit your subject, within "
+                "CLIP's 77 tokens; a negative prompt comes from the opposite emotions. Offline by default."
+            ),
+            inputs=[
+                io.String.Input("prompt", multiline=True, default="a lighthouse on a cliff",
+                                tooltip="The plain prompt. Its subject and scene are kept word for word."),
+                io.Combo.Input("emotion", options=list(EMOTIONS), default="awe",
+                               tooltip="Target emotion. Ignored when an emotion direction is connected."),
+                io.Int.Input("agents", default=5, min=1, max=MAX_AGENTS,
+                             tooltip="How many persona agents propose concepts (painter, photographer, child, "
+                             "psychologist, film director, poet, set designer, photojournalist)."),
+                io.Float.Input("creativity", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="0 = the most-voted concepts every time; higher = more varied, less "
+                               "cliché choices across seeds."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
+                             tooltip="Same seed, same rewrite (with the builtin backend)."),
+                io.Combo.Input("backend", options=list(BACKENDS), default="builtin",
+                               tooltip="builtin: offline knowledge base. openai-compatible: any OpenAI-style "
+                               "chat server (key from EMOTION_DIRECTOR_LLM_API_KEY or OPENAI_API_KEY). "
+                               "llama-cpp: a local .gguf model. LLM failures fall back to builtin with a warning."),
+                io.String.Input("base_url", default="http://127.0.0.1:11434/v1",
+                                tooltip="openai-compatible only: the server's base URL, as for OpenAI clients. "
+                                "API keys are read from the environment, never from this node."),
+                io.String.Input("model", default="",
+                                tooltip="openai-compatible: model name as the server lists it. "
+                                "llama-cpp: path of the .gguf model file."),
+                io.Float.Input("timeout", default=30.0, min=1.0, max=600.0, step=1.0,
+                               tooltip="Seconds the LLM agents may take in all; late agents fall back to builtin."),
+                io.Int.Input("token_budget", default=77, min=MIN_TOKEN_BUDGET, max=MAX_TOKEN_BUDGET,
+                             tooltip="CLIP tokens for the rewritten prompt, start and end tokens included "
+                             "(77 = one CLIP chunk)."),
+                EmotionDirectionType.Input("emotion_direction", optional=True,
+                                           tooltip="Optional: rewrite toward this direction's strongest target "
+                                           "emotion instead of the emotion widget."),
+            ],
+            outputs=[
+                io.String.Output("rewritten_prompt", display_name="prompt",
+                                 tooltip="The prompt, rewritten to show the emotion."),
+                io.String.Output("negative_prompt", display_name="negative",
+                                 tooltip="Concepts of the opposite-valence emotions, for the negative prompt."),
+                io.String.Output("transcript", display_name="transcript",
+                                 tooltip="JSON: every agent's proposals, the votes, the kept concepts and warnings."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, prompt: str, emotion: str, agents: int, creativity: float, seed: int, backend: str,
+                base_url: str, model: str, timeout: float, token_budget: int,
+                emotion_direction=None) -> io.NodeOutput:
+        target = strongest_target(emotion_direction) if emotion_direction is not None else emotion
+        settings = BackendSettings(backend, base_url, model, timeout)
+        result = rewrite(prompt, target, agents=agents, creativity=creativity, seed=seed, backend=settings,
+                         token_budget=token_budget)
+        shown = [result.rewrite, f"negative: {result.negative}", *(f"warning: {w}" for w in result.warnings)]
+        return io.NodeOutput(result.rewrite, result.negative, result.transcript_json(), ui={"text": shown})
+
+
+NODES = [AgentPromptRewriter]

@@ -129,4 +129,4 @@ def test_encoder_picks_fitting_concepts_fast():
         start = time.perf_counter()
         rewrite(f"a small boat number {seed} on a lake", "awe", seed=seed)
         timings.append(time.perf_counter() - start)
-    assert statistics.median(timings) < 0.05
+    assert statistics.median(timings) < 0.05, timings

@@ -50,12 +50,13 @@ class AgentResult:
     persona: str
     backend: str
     proposals: list[Proposal]
-    seconds: float = 0.0
+    seconds: float = 0.0  # LLM agents only: builtin agents are instant, and their transcript stays deterministic
     error: str = ""  # why the agent gave nothing usable; the pipeline then falls back
 
     def as_dict(self) -> dict:
-        out = {"agent": self.persona, "backend": self.backend, "seconds": round(self.seconds, 3),
-               "proposals": [p.as_dict() for p in self.proposals]}
+        out = {"agent": self.persona, "backend": self.backend, "proposals": [p.as_dict() for p in self.proposals]}
+        if self.seconds:
+            out["seconds"] = round(self.seconds, 3)
         if self.error:
             out["error"] = self.error
         return out

@@ -11,7 +11,6 @@ With creativity 0 the seed therefore changes nothing.
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 
 from ..knowledge import knowledge
@@ -31,7 +30,6 @@ def temperature(creativity: float) -> float:
 
 def propose(persona: Persona, request: AgentRequest) -> AgentResult:
     """One agent's proposals, in its order of preference."""
-    start = time.perf_counter()
     taste = rng_for(request.emotion, persona.key, request.semantics.core)
     chance = rng_for(request.seed, request.emotion, persona.key, request.semantics.core)
     tau = temperature(request.creativity)
@@ -50,7 +48,7 @@ def propose(persona: Persona, request: AgentRequest) -> AgentResult:
         proposals.append(Proposal(concept.family, concept.name, concept=concept))
         if len(proposals) == request.proposals_per_agent:
             break
-    return AgentResult(persona.key, NAME, proposals, seconds=time.perf_counter() - start)
+    return AgentResult(persona.key, NAME, proposals)
 
 
 class BuiltinBackend:

@@ -79,9 +79,8 @@ class OpenAICompatibleBackend:
         start = time.monotonic()
         extras = True
         error = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(BACKOFF_SECONDS * 2 ** (attempt - 1), max(0.0, deadline - time.monotonic())))
+        attempt = 0
+        while attempt <= self.retries:
             try:
                 answer = post_json(self.url, self._payload(persona, request, extras), self._headers(), deadline)
                 content = answer["choices"][0]["message"]["content"]
@@ -90,7 +89,7 @@ class OpenAICompatibleBackend:
             except EndpointError as exc:
                 error = str(exc)
                 if exc.status == 400 and extras:
-                    extras = False  # some servers reject response_format or seed; ask again without them
+                    extras = False  # some servers reject response_format or seed: ask again without them, free
                     continue
                 if not exc.retryable:
                     break
@@ -101,6 +100,9 @@ class OpenAICompatibleBackend:
                 if not exc.retryable:
                     break
             log.debug("agent %s attempt %d failed: %s", persona.key, attempt + 1, error)
+            attempt += 1
+            if attempt <= self.retries:
+                time.sleep(min(BACKOFF_SECONDS * 2 ** (attempt - 1), max(0.0, deadline - time.monotonic())))
         return AgentResult(persona.key, NAME, [], seconds=time.monotonic() - start, error=error)
 
     def propose_all(self, personas: tuple[Persona, ...], request: AgentRequest) -> list[AgentResult]:

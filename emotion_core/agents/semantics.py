@@ -56,12 +56,12 @@ def _clean(prompt: str) -> str:
     if not isinstance(prompt, str):
         raise InvalidInputError(f"prompt must be text, got {type(prompt).__name__}")
     text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in prompt)
-    text = re.sub(r"\s+", " ", text).strip().strip(",;").strip()
+    text = re.sub(r"\s+", " ", text).strip(" ,;.!")
     if not text:
         raise InvalidInputError("prompt is empty: describe what the image shows, e.g. 'a dog in a park'")
     if len(text) > MAX_PROMPT_CHARS:
         raise InvalidInputError(f"prompt is {len(text)} characters; at most {MAX_PROMPT_CHARS} can be rewritten")
-    return text.rstrip(".!")
+    return text
 
 
 def _conflicting_words(target: str) -> dict[str, str]:

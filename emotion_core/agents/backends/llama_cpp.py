@@ -26,6 +26,7 @@ from ...errors import InvalidInputError
 from ..personas import Persona
 from ..proposals import AgentRequest, AgentResult
 from . import BackendUnavailable
+from .llm_protocol import ANSWER_SCHEMA
 from .openai_compatible import DEFAULT_RETRIES, OpenAICompatibleBackend
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,9 @@ class LlamaCppBackend:
 
     def propose_all(self, personas: tuple[Persona, ...], request: AgentRequest) -> list[AgentResult]:
         server = _server_for(self.model_path, self.start_timeout)
-        client = OpenAICompatibleBackend(server.base_url, self.model_path.stem, self.timeout, self.retries)
+        # llama.cpp turns a schema into a grammar: even a small model then answers in the asked shape
+        client = OpenAICompatibleBackend(server.base_url, self.model_path.stem, self.timeout, self.retries,
+                                         response_format={"type": "json_object", "schema": ANSWER_SCHEMA})
         results = client.propose_all(personas, request)
         for result in results:
             result.backend = NAME

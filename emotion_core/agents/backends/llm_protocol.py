@@ -36,6 +36,19 @@ _FAMILY_ALIASES = {"color": "colour", "colour and brightness": "colour", "bright
                    "human action": "human_action", "action": "human_action", "light": "lighting"}
 
 
+# The answer's shape as a JSON schema, for servers that constrain decoding with it (llama.cpp).
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"concepts": {"type": "array", "minItems": MIN_CONCEPTS, "maxItems": 8, "items": {
+        "type": "object",
+        "properties": {"family": {"type": "string", "enum": list(FAMILIES)},
+                       "concept": {"type": "string", "maxLength": 40},
+                       "phrase": {"type": "string", "maxLength": MAX_PHRASE_CHARS}},
+        "required": ["family", "concept", "phrase"]}}},
+    "required": ["concepts"],
+}
+
+
 class AgentAnswerError(ValueError):
     """An agent's answer is not the JSON asked for; the pipeline falls back for that agent."""
 

@@ -52,7 +52,7 @@ class OpenAICompatibleBackend:
     name = NAME
 
     def __init__(self, base_url: str, model: str, timeout: float = 30.0, retries: int = DEFAULT_RETRIES,
-                 temperature: float = 0.7):
+                 temperature: float = 0.7, response_format: dict | None = None):
         if not model or not model.strip():
             raise InvalidInputError("the openai-compatible backend needs a model name (as the server lists it)")
         if not timeout > 0:
@@ -62,6 +62,7 @@ class OpenAICompatibleBackend:
         self.timeout = float(timeout)
         self.retries = max(0, int(retries))
         self.temperature = temperature
+        self.response_format = response_format or {"type": "json_object"}
 
     def _headers(self) -> dict[str, str]:
         key = api_key_from_env()
@@ -71,7 +72,7 @@ class OpenAICompatibleBackend:
         payload = {"model": self.model, "messages": messages(persona, request), "temperature": self.temperature,
                    "max_tokens": 600}
         if extras:  # JSON mode and seed: widely supported, but not by every server
-            payload.update(response_format={"type": "json_object"}, seed=request.seed)
+            payload.update(response_format=self.response_format, seed=request.seed)
         return payload
 
     def ask(self, persona: Persona, request: AgentRequest, deadline: float) -> AgentResult:

@@ -122,7 +122,7 @@ class VisualPromptInjector(io.ComfyNode):
                                        tooltip="Ready image tokens (e.g. from a prompt bank) instead of image + "
                                        "clip_vision."),
             ],
-            outputs=[io.Model.Output("model", display_name="model",
+            outputs=[io.Model.Output("patched_model", display_name="model",
                                      tooltip="The model with the visual prompt in its cross-attention.")],
         )
 

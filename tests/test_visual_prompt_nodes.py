@@ -306,6 +306,8 @@ def test_schemas_have_descriptions_and_tooltips(nodes):
         schema = nodes[node_id].define_schema()
         assert schema.display_name == display and schema.description
         assert all(i.tooltip for i in schema.inputs) and all(o.tooltip for o in schema.outputs)
+        # ComfyUI's V3 registration refuses a node whose input and output ids collide
+        assert not {i.id for i in schema.inputs} & {o.id for o in schema.outputs}
 
 
 def test_loader_lists_and_loads_the_test_adapters(nodes):

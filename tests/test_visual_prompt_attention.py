@@ -252,7 +252,7 @@ def diffusers_unet():
 
 
 def test_diffusers_processors_share_the_patch(diffusers_unet):
-    from emotion_core.visual_prompt.diffusers_unet import diffusers_attn2_sites, install_patches, restore
+    from emotion_core.visual_prompt.diffusers_unet import diffusers_attn2_sites, patched
 
     sites = diffusers_attn2_sites(diffusers_unet)
     assert [(s.block, s.number, s.index, s.inner_dim) for s in sites] == \
@@ -262,14 +262,13 @@ def test_diffusers_processors_share_the_patch(diffusers_unet):
     check_sites(adapter, sites)
     g = torch.Generator().manual_seed(0)
     latents, text = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 7, 768, generator=g)
-    run_options = {"transformer_options": {"cond_or_uncond": [1, 0]}}
+    processors = dict(diffusers_unet.attn_processors)
     with torch.no_grad():
         plain = diffusers_unet(latents, 10, text).sample
         for weight, equal in ((0.0, True), (1.0, False)):
             injection = make_injection(adapter, make_prompt(), weights=layer_weights("uniform", sites, weight))
-            previous = install_patches(diffusers_unet, [p for _, p in make_patches(injection, sites, {})])
-            try:
-                out = diffusers_unet(latents, 10, text, cross_attention_kwargs=run_options).sample
-            finally:
-                restore(diffusers_unet, previous)
+            with patched(diffusers_unet, [p for _, p in make_patches(injection, sites, {})]) as run_options:
+                run_options["cond_or_uncond"] = [1, 0]
+                out = diffusers_unet(latents, 10, text).sample
             assert torch.equal(out, plain) is equal
+    assert diffusers_unet.attn_processors == processors, "processors are restored"

@@ -1,13 +1,15 @@
 """Run the same attn2 patches inside a diffusers ``UNet2DConditionModel`` (CLI, training,
 benchmarks), so the decoupled attention lives in one place.
 
-Per-call information (``cond_or_uncond``, ``sigmas``) reaches the processors as
-``cross_attention_kwargs={"transformer_options": {...}}``.
+Per-call information (``cond_or_uncond``, ``sigmas``) goes into the options dict
+that ``patched`` yields; every processor reads it at call time (cross-attention
+kwargs would also reach, and upset, the self-attention processors).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from contextlib import contextmanager
+from typing import Iterator, MutableMapping, Sequence
 
 import torch
 
@@ -40,35 +42,37 @@ def diffusers_attn2_sites(unet) -> list[AttnSite]:
 class ImagePromptProcessor:
     """A diffusers attention processor that hands projected q/k/v to an attn2 patch."""
 
-    def __init__(self, patch: ImagePromptAttention):
-        self.patch = patch
+    def __init__(self, patch: ImagePromptAttention, options: MutableMapping):
+        self.patch, self.options = patch, options
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 transformer_options: Mapping | None = None) -> torch.Tensor:
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None) -> torch.Tensor:
         if attention_mask is not None or encoder_hidden_states is None:
             raise ValueError("visual prompt processors need text context and support no attention mask")
         q = attn.to_q(hidden_states)
         k = attn.to_k(encoder_hidden_states)
         v = attn.to_v(encoder_hidden_states)
-        out = self.patch(q, k, v, {**(transformer_options or {}), "n_heads": attn.heads})
+        out = self.patch(q, k, v, {**self.options, "n_heads": attn.heads})
         return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
 
 
-def install_patches(unet, patches: Sequence[ImagePromptAttention]) -> dict:
-    """Put one patch on each attn2 (adapter order); returns the previous processors for ``restore``."""
-    previous = dict(unet.attn_processors)
-    attn2 = [name for name in previous if name.endswith("attn2.processor")]
+@contextmanager
+def patched(unet, patches: Sequence[ImagePromptAttention]) -> Iterator[MutableMapping]:
+    """One patch on each attn2 (adapter order) while inside; yields the per-call options dict
+    (set ``cond_or_uncond`` and ``sigmas`` before each UNet call)."""
+    attn2 = _attn2_modules(unet)
     if len(attn2) != len(patches):
         raise ValueError(f"{len(patches)} patches for {len(attn2)} cross-attention layers")
-    for name, module in _attn2_modules(unet):
+    for name, module in attn2:
         if module.spatial_norm is not None or module.group_norm is not None or module.residual_connection \
                 or module.norm_cross is not None:
             raise ValueError(f"{name}: unsupported attention variant for visual prompts")
+    previous = dict(unet.attn_processors)
+    options: dict = {}
     processors = dict(previous)
-    processors.update({name: ImagePromptProcessor(patch) for name, patch in zip(attn2, patches)})
+    processors.update({f"{name}.processor": ImagePromptProcessor(patch, options)
+                       for (name, _), patch in zip(attn2, patches)})
     unet.set_attn_processor(processors)
-    return previous
-
-
-def restore(unet, previous: dict) -> None:
-    unet.set_attn_processor(previous)
+    try:
+        yield options
+    finally:
+        unet.set_attn_processor(previous)

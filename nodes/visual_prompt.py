@@ -133,18 +133,19 @@ class VisualPromptInjector(io.ComfyNode):
         from comfy.ldm.modules.attention import optimized_attention
         from comfy.model_patcher import ModelPatcher
 
-        if visual_prompt is None:
-            if image is None or clip_vision is None:
-                raise InvalidInputError("connect image and clip_vision, or a visual_prompt")
-            encode = _clip_features(clip_vision, adapter.layout.feature_name)
-            visual_prompt = build_visual_prompt(adapter, encode, image, negative_image, image_combine)
-        elif image is not None or negative_image is not None:
+        if visual_prompt is not None and (image is not None or negative_image is not None):
             raise InvalidInputError("connect either visual_prompt or image/negative_image, not both")
+        if visual_prompt is None and (image is None or clip_vision is None):
+            raise InvalidInputError("connect image and clip_vision, or a visual_prompt")
+        # cheap checks first: CLIP vision encoding is the slow part
         sigma_range = _sigma_range(model, start_percent, end_percent)
         patched = model.clone()
         sites = comfy_unet_attn2_sites(patched.get_model_object("diffusion_model"))
         check_sites(adapter, sites)
         weights = layer_weights(weight_schedule, sites, weight)
+        if visual_prompt is None:
+            encode = _clip_features(clip_vision, adapter.layout.feature_name)
+            visual_prompt = build_visual_prompt(adapter, encode, image, negative_image, image_combine)
         projected = ProjectedPrompt.from_prompt(adapter, visual_prompt)
         # A ModelPatcher around the projected keys/values: ComfyUI loads it with the UNet
         # (through the patches' models()) and frees it with it.

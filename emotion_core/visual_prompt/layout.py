@@ -126,13 +126,13 @@ def _layer_dims(state: Mapping[str, torch.Tensor], cross_dim: int) -> tuple[int,
 
 def _resampler(state: Mapping[str, torch.Tensor]) -> tuple[int, int, int, ResamplerShape]:
     """(feature_dim, cross_dim, tokens, shape) of a plus projection."""
-    try:
-        latents = state["image_proj.latents"].shape
-        proj_in = state["image_proj.proj_in.weight"].shape
-        proj_out = state["image_proj.proj_out.weight"].shape
-        state["image_proj.norm_out.weight"]
-    except KeyError as exc:
-        raise _fail(f"plus projection without {exc.args[0]}", state) from None
+    required = ("image_proj.latents", "image_proj.proj_in.weight", "image_proj.proj_out.weight",
+                "image_proj.norm_out.weight")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise _fail(f"plus projection without {missing}", state)
+    latents = state["image_proj.latents"].shape
+    proj_in, proj_out = state["image_proj.proj_in.weight"].shape, state["image_proj.proj_out.weight"].shape
     if len(latents) != 3 or latents[0] != 1:
         raise _fail(f"image_proj.latents has shape {tuple(latents)}, expected [1, tokens, dim]", state)
     dim = latents[2]

@@ -63,7 +63,7 @@ class EmotionConditioning(io.ComfyNode):
                                tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "
                                "training-free CLIP path."),
             ],
-            outputs=[io.Conditioning.Output("conditioning", display_name="conditioning",
+            outputs=[io.Conditioning.Output("steered_conditioning", display_name="conditioning",
                                             tooltip="The emotion-steered conditioning.")],
         )
 

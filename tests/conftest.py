@@ -22,6 +22,9 @@ PACK_NAME = "emotion_director_pack"
 sys.path.insert(0, str(ROOT))
 if COMFYUI_PATH:
     sys.path.insert(0, COMFYUI_PATH)
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True  # before the first comfy.model_management import: no GPU here
 else:
     sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
 sys.path.insert(0, str(ROOT / "tests"))

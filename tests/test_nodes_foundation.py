@@ -14,6 +14,9 @@ NODE_IDS = {
     "EmotionCriticLoader": "Load Emotion Critic",
     "EmotionDirection": "Emotion Direction",
     "EmotionConditioning": "Emotion Conditioning",
+    "VisualPromptAdapterLoader": "Load Visual Prompt Adapter",
+    "VisualPromptInjector": "Visual Prompt Injector",
+    "AgentPromptRewriter": "Agent Prompt Rewriter",
 }
 
 
@@ -39,6 +42,13 @@ def test_nodes_are_registered_with_schemas(nodes):
             assert inp.tooltip, f"{node_id}.{inp.id} has no tooltip"
         for out in schema.outputs:
             assert out.tooltip, f"{node_id} output {out.id} has no tooltip"
+
+
+def test_every_schema_passes_comfyui_validation(nodes):
+    """ComfyUI refuses the whole pack if one schema has clashing ids; GET_SCHEMA validates."""
+    assert set(nodes) == set(NODE_IDS)
+    for cls in nodes.values():
+        cls.GET_SCHEMA()
 
 
 def test_critic_combo_lists_test_files(nodes):

@@ -8,4 +8,5 @@ they import heavy libraries inside ``run`` only. To add one, add a line here.
 
 BENCHMARKS: dict[str, str] = {
     "rewrite": "Agent Prompt Rewriter: emotion alignment, semantic preservation, diversity, speed",
+    "injector": "Visual Prompt Injector: per-step time and peak memory, plain vs injected",
 }

@@ -16,6 +16,8 @@ TEST_FILES: dict[str, str] = {
     "critic_emoedit": "emotion_critic/test_emoedit_probe.safetensors",
     "critic_emoeditor": "emotion_critic/test_emoeditor_predictor.safetensors",
     "emotion_encoder": "emotion_encoder/test_emoeditor_encoder.safetensors",
+    "adapter_sd15": "ipadapter/test_ip_adapter_sd15.safetensors",
+    "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
 }
@@ -23,6 +25,7 @@ TEST_FILES: dict[str, str] = {
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0) -> dict[str, Path]:
     """Write the tiny models; returns role -> written path. Deterministic for a seed."""
+    from .adapter_assets import write_test_adapters
     from .critic_assets import write_test_critics
     from .encoder_assets import write_test_encoder
 
@@ -30,6 +33,7 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
     written: dict[str, Path] = {}
     written.update(write_test_critics(models_dir, TEST_FILES, seed=seed))
     written.update(write_test_encoder(models_dir, TEST_FILES, seed=seed))
+    written.update(write_test_adapters(models_dir, TEST_FILES, seed=seed))
     if with_checkpoint:
         from .checkpoint import write_test_checkpoint
 

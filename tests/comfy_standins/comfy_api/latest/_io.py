@@ -146,6 +146,20 @@ class Schema:
     not_idempotent: bool = False
     enable_expand: bool = False
 
+    def validate(self):
+        """As in ComfyUI: input and output ids must be unique, also across the two lists."""
+        inputs = [i.id for i in self.inputs or []]
+        outputs = [o.id for o in self.outputs or []]
+        problems = []
+        if len(set(inputs)) != len(inputs):
+            problems.append(f"Input ids must be unique, but {inputs} are not.")
+        if len(set(outputs)) != len(outputs):
+            problems.append(f"Output ids must be unique, but {outputs} are not.")
+        if set(inputs) & set(outputs):
+            problems.append(f"Ids must be unique between inputs and outputs, but {set(inputs) & set(outputs)} are not.")
+        if problems:
+            raise ValueError("\n".join(problems))
+
 
 class ComfyNode:
     @classmethod
@@ -158,7 +172,9 @@ class ComfyNode:
 
     @classmethod
     def GET_SCHEMA(cls) -> Schema:
-        return cls.define_schema()
+        schema = cls.define_schema()
+        schema.validate()
+        return schema
 
 
 class NodeOutput:

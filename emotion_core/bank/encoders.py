@@ -1,0 +1,110 @@
+"""Feature extractors for bank building and retrieval.
+
+Text: the open_clip text tower of a CLIP file (a CLIP zero-shot critic file is
+one). Images: that file's CLIP image tower (its output is what IP-Adapter's
+base projection reads as ``image_embeds`` when the file is the adapter's CLIP,
+e.g. ViT-H/14), or a DINOv2 ViT from a local transformers folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..critics.clip_backbone import ClipPreprocess, build_clip, clip_config, is_open_clip_state, make_preprocess, make_tokenizer
+from ..errors import InvalidInputError, ModelFormatError
+from ..images import to_nchw
+from ..weights import load_state_dict, read_metadata
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_ENCODERS = ("clip", "dino")
+
+
+@dataclass
+class OpenClipFile:
+    """A CLIP model built from an open_clip file, with its preprocessing."""
+
+    path: Path
+    model: nn.Module
+    preprocess: ClipPreprocess
+
+
+def load_open_clip(path: str | Path) -> OpenClipFile:
+    path = Path(path)
+    state = load_state_dict(path)
+    if not is_open_clip_state(state):
+        raise ModelFormatError(f"{path.name}: not an open_clip CLIP file with both towers (e.g. a CLIP zero-shot "
+                               "critic file); the bank needs its text tower")
+    metadata = read_metadata(path)
+    config = clip_config(state, path, metadata)
+    return OpenClipFile(path, build_clip(state, config, path), make_preprocess(config, path, metadata))
+
+
+class ClipTextEncoder:
+    """Texts -> L2-normalised CLIP text features ``[N, D]``."""
+
+    def __init__(self, model: nn.Module, batch_size: int = 64):
+        self.model, self.batch_size = model, batch_size
+        self.tokenizer = make_tokenizer(model.context_length)
+        self.dim = int(model.text_projection.shape[1])
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        if not texts:
+            raise InvalidInputError("no texts to encode")
+        rows = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self.tokenizer(list(texts[start:start + self.batch_size]))
+            rows.append(F.normalize(self.model.encode_text(tokens).float(), dim=-1))
+        return torch.cat(rows)
+
+
+class ImageEncoder:
+    """IMAGE ``[B,H,W,3]`` -> pooled image features ``[B, dim]`` (not normalised: the
+    adapter's projection reads raw features)."""
+
+    def __init__(self, kind: str, name: str, network: nn.Module, preprocess: ClipPreprocess, dim: int, feature: str):
+        self.kind, self.name, self.network, self.preprocess = kind, name, network.eval(), preprocess
+        self.dim, self.feature = dim, feature
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = self.preprocess(to_nchw(images))
+        out = self.network(pixels)
+        if self.kind == "dino":
+            out = out.pooler_output
+        return out.float()
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "dim": self.dim, "feature": self.feature}
+
+
+def clip_image_encoder(clip: OpenClipFile) -> ImageEncoder:
+    dim = int(clip.model.visual.output_dim)
+    return ImageEncoder("clip", clip.path.name, clip.model.visual, clip.preprocess, dim, "image_embeds")
+
+
+def dino_image_encoder(folder: str | Path) -> ImageEncoder:
+    """A transformers ``Dinov2Model`` saved with ``save_pretrained``; read locally, never downloaded."""
+    from transformers import Dinov2Model
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ModelFormatError(f"{folder}: not a transformers model folder (no config.json); pass the folder a "
+                               "Dinov2Model was saved to with save_pretrained")
+    try:
+        model = Dinov2Model.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{folder}: cannot load a Dinov2Model ({exc})") from exc
+    size = model.config.image_size
+    preprocess = ClipPreprocess(size, IMAGENET_MEAN, IMAGENET_STD)
+    return ImageEncoder("dino", folder.name, model, preprocess, int(model.config.hidden_size), "pooler_output")

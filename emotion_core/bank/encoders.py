@@ -108,3 +108,10 @@ def dino_image_encoder(folder: str | Path) -> ImageEncoder:
     size = model.config.image_size
     preprocess = ClipPreprocess(size, IMAGENET_MEAN, IMAGENET_STD)
     return ImageEncoder("dino", folder.name, model, preprocess, int(model.config.hidden_size), "pooler_output")
+
+
+def load_text_encoder(path: str | Path) -> ClipTextEncoder:
+    """Only the text tower of an open_clip file is kept (retrieval never encodes images)."""
+    clip = load_open_clip(path)
+    clip.model.visual = nn.Identity()
+    return ClipTextEncoder(clip.model)

@@ -27,6 +27,19 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "module")
 
 
+def flatten_nested(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Nested dicts of tensors -> flat ``prefix.key`` (e.g. the public IP-Adapter .bin files'
+    ``{"image_proj": {...}, "ip_adapter": {...}}``); non-tensor leaves are dropped."""
+    flat: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if isinstance(value, Mapping):
+            for inner, tensor in flatten_nested(value).items():
+                flat[f"{key}.{inner}"] = tensor
+        elif isinstance(value, torch.Tensor):
+            flat[key] = value
+    return flat
+
+
 def _flatten_checkpoint(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _NESTED_KEYS:
@@ -36,7 +49,7 @@ def _flatten_checkpoint(obj: Any, path: Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, Mapping) or not obj:
         raise ModelFormatError(f"{path.name}: expected a state dict of tensors, found {type(obj).__name__}")
-    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    tensors = flatten_nested(obj)
     if not tensors:
         raise ModelFormatError(f"{path.name}: the checkpoint holds no tensors")
     if all(k.startswith("module.") for k in tensors):  # saved from DataParallel

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 from torch import nn
 
-from ..errors import InvalidInputError, ModelFormatError, UnsafeCheckpointError
-from ..weights import PICKLE_SUFFIXES, load_state_dict
-from .layout import AdapterLayout, detect_layout, flatten_nested
+from ..errors import InvalidInputError, ModelFormatError
+from ..weights import load_state_dict
+from .layout import AdapterLayout, detect_layout
 from .projection import build_projection
 
 log = logging.getLogger(__name__)
@@ -100,27 +98,8 @@ class VisualPromptAdapter(nn.Module):
         return sum(t.numel() * t.element_size() for t in self.state_dict().values())
 
 
-def _load_pickle_nested(path: Path) -> dict[str, torch.Tensor]:
-    """The public .bin adapters nest ``{"image_proj": {...}, "ip_adapter": {...}}``, which the
-    flat loader in ``weights`` rejects; read them weights-only and flatten."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UnsafeCheckpointError(
-            f"{path.name} needs full pickle to load, which can run arbitrary code; it was refused. Convert it once "
-            "with `emotion-director convert IN OUT.safetensors --trust-pickle` if you trust its source."
-        ) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelFormatError(f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt?): {exc}") from exc
-    if not isinstance(obj, Mapping):
-        raise ModelFormatError(f"{path.name}: expected a dict of tensors, found {type(obj).__name__}")
-    return flatten_nested(obj)
-
-
 def load_adapter_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if path.suffix in PICKLE_SUFFIXES and path.is_file():
-        return _load_pickle_nested(path)
+    """Tensors of an adapter file; the public .bin files' nested dicts come back flattened."""
     return load_state_dict(path)
 
 

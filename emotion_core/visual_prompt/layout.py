@@ -74,18 +74,6 @@ class AdapterLayout:
                 f"CLIP {self.feature_name}, {len(self.layer_dims)} cross-attention layers{depth}")
 
 
-def flatten_nested(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    """``{"image_proj": {...}, "ip_adapter": {...}}`` (the public .bin files) -> flat ``prefix.key``."""
-    flat: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if isinstance(value, Mapping):
-            for inner, tensor in flatten_nested(value).items():
-                flat[f"{key}.{inner}"] = tensor
-        elif isinstance(value, torch.Tensor):
-            flat[key] = value
-    return flat
-
-
 def _summary(state: Mapping[str, torch.Tensor], limit: int = 8) -> str:
     prefixes = sorted({k.split(".")[0] for k in state})
     sample = ", ".join(f"{k} {tuple(state[k].shape)}" for k in sorted(state)[:limit])

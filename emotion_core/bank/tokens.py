@@ -9,6 +9,7 @@ import logging
 import torch
 
 from ..errors import InvalidInputError
+from ..taxonomy import parse_emotion
 from ..visual_prompt.adapter import VisualPromptAdapter
 from ..visual_prompt.layout import BASE
 from ..visual_prompt.prompt import NEGATIVE, POSITIVE, VisualPrompt
@@ -57,6 +58,8 @@ def bank_visual_prompt(adapter: VisualPromptAdapter, bank: PromptBank, emotion: 
     if combine not in BANK_COMBINE_MODES:
         raise InvalidInputError(f"combine must be one of {BANK_COMBINE_MODES}, got {combine!r}")
     check_bank_fits(bank, adapter)
+    emotion = parse_emotion(emotion)
+    negative_emotion = None if negative_emotion is None else parse_emotion(negative_emotion)
     retrieval = bank.retrieve(emotion, query, top_k)
     log.info("bank %s: clusters %s, weights %s, cosine %s", emotion, retrieval.indices,
              [round(float(w), 3) for w in retrieval.weights], [round(s, 3) for s in retrieval.similarities])

@@ -1,0 +1,102 @@
+"""MC-Diffusion prompt bank: emotion + text -> visual prompt tokens, no images needed."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from comfy_api.latest import io
+
+from ..emotion_core.bank import load_bank
+from ..emotion_core.bank.encoders import load_text_encoder
+from ..emotion_core.bank.tokens import BANK_COMBINE_MODES, bank_visual_prompt, check_bank_fits
+from ..emotion_core.errors import ModelFormatError
+from ..emotion_core.taxonomy import EMOTIONS
+from .critics import CATEGORY
+from .model_folders import model_files, model_path
+from .types import VisualPromptAdapterType, VisualPromptType
+
+NO_NEGATIVE = "none"
+TOP_K_MAX = 64
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    stat = os.stat(path)
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_bank(path: str, mtime_ns: int, size: int):
+    return load_bank(path)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_text_encoder(path: str, mtime_ns: int, size: int):
+    """The bank's text tower, kept while its file is unchanged (a ViT-H text tower takes seconds to build)."""
+    return load_text_encoder(path)
+
+
+def text_encoder_path(name: str) -> str:
+    """The bank's open_clip file in models/emotion_critic/: by its stored name, else the one
+    file of that base name in a sub-folder."""
+    matches = [f for f in model_files("emotion_critic") if f.rsplit("/", 1)[-1] == name]
+    try:
+        return model_path("emotion_critic", matches[0] if len(matches) == 1 else name)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"this bank's text features come from the open_clip file {name!r}; put that file in "
+                               f"models/emotion_critic/ ({exc})") from exc
+
+
+class EmotionVisualPromptBank(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="EmotionVisualPromptBank",
+            display_name="Emotion Visual Prompt Bank",
+            category=CATEGORY,
+            description=(
+                "MC-Diffusion prompt bank: finds the clusters of an emotion's images whose captions are closest to "
+                "your text and turns their mean image features into visual prompt tokens for the Visual Prompt "
+                "Injector. The bank's text features come from the open_clip file it was built with, read from "
+                "models/emotion_critic/."
+            ),
+            inputs=[
+                io.Combo.Input("bank_name", options=model_files("emotion_banks"),
+                               tooltip="Prompt bank in models/emotion_banks/, built with `emotion-director bank "
+                               "build`. Its open_clip file must be in models/emotion_critic/ under the same name."),
+                VisualPromptAdapterType.Input("adapter", tooltip="A base (not plus) adapter whose CLIP vision model "
+                                              "matches the bank's image features (e.g. ViT-H/14 for ip-adapter_sd15)."),
+                io.Combo.Input("emotion", options=list(EMOTIONS), default=EMOTIONS[0],
+                               tooltip="Whose images the visual prompt is retrieved from."),
+                io.String.Input("text", multiline=True, default="",
+                                tooltip="What the image shows; clusters with the closest captions are retrieved. "
+                                "Empty: the emotion's largest clusters."),
+                io.Int.Input("top_k", default=3, min=1, max=TOP_K_MAX,
+                             tooltip="How many clusters to retrieve (capped at the clusters the emotion has)."),
+                io.Combo.Input("combine", options=list(BANK_COMBINE_MODES), default="weighted",
+                               tooltip="'weighted': one visual prompt from the similarity-weighted mean of the "
+                               "retrieved clusters; 'concat': attention draws on each cluster's tokens."),
+                io.Combo.Input("negative_emotion", options=[NO_NEGATIVE, *EMOTIONS], default=NO_NEGATIVE,
+                               tooltip="Optional emotion the negative branch attends to, pushing the result away "
+                               "from it (MC-Diffusion's negative visual prompt). 'none': the adapter's neutral tokens."),
+            ],
+            outputs=[VisualPromptType.Output("visual_prompt", display_name="visual_prompt",
+                                             tooltip="Image tokens for the Visual Prompt Injector's visual_prompt input "
+                                             "(use the same adapter there).")],
+        )
+
+    @classmethod
+    def execute(cls, bank_name: str, adapter, emotion: str, text: str, top_k: int, combine: str = "weighted",
+                negative_emotion: str = NO_NEGATIVE) -> io.NodeOutput:
+        bank = _cached_bank(*_file_key(model_path("emotion_banks", bank_name)))
+        check_bank_fits(bank, adapter)  # before the (slow) text tower is loaded
+        query = None
+        if text.strip():
+            encode = _cached_text_encoder(*_file_key(text_encoder_path(bank.text_encoder_file)))
+            bank.check_text_encoder(encode)
+            query = encode([text.strip()])[0]
+        negative = None if negative_emotion == NO_NEGATIVE else negative_emotion
+        return io.NodeOutput(bank_visual_prompt(adapter, bank, emotion, query, top_k, combine, negative))
+
+
+NODES = [EmotionVisualPromptBank]

@@ -28,6 +28,10 @@ PACK_NODES = {
     "EmotionCriticLoader": "Load Emotion Critic",
     "EmotionDirection": "Emotion Direction",
     "EmotionConditioning": "Emotion Conditioning",
+    "VisualPromptAdapterLoader": "Load Visual Prompt Adapter",
+    "VisualPromptInjector": "Visual Prompt Injector",
+    "EmotionVisualPromptBank": "Emotion Visual Prompt Bank",
+    "AgentPromptRewriter": "Agent Prompt Rewriter",
 }
 CORE_NODES = (
     "CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage",

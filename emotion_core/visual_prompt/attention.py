@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from .injection import VisualPromptInjection
+from .injection import GUIDER_ROLES_OPTION, VisualPromptInjection
 
 AttentionFn = Callable[..., torch.Tensor]
 
@@ -69,7 +69,8 @@ class ImagePromptAttention:
         if q.shape[0] % len(chunks):
             raise RuntimeError(f"batch of {q.shape[0]} does not split into {len(chunks)} condition chunks")
         size = q.shape[0] // len(chunks)
-        kv = [self.injection.kv(role, self.layer, q) for role in self.injection.roles_for(chunks)]
+        roles = self.injection.roles_for(chunks, extra_options.get(GUIDER_ROLES_OPTION))
+        kv = [self.injection.kv(role, self.layer, q) for role in roles]
         if len({k.shape[0] for k, _ in kv}) == 1:
             k = torch.cat([k.expand(size, -1, -1) for k, _ in kv])
             v = torch.cat([v.expand(size, -1, -1) for _, v in kv])

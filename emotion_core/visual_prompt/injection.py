@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import InvalidInputError
 from .adapter import VisualPromptAdapter
-from .prompt import NEGATIVE, POSITIVE, VisualPrompt
+from .prompt import NEGATIVE, NEGATIVE_VISUAL, POSITIVE, VisualPrompt
 from .sites import AttnSite
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 # not the positive prompt sees the "no image" tokens, as in IP-Adapter training.
 DEFAULT_CONDITION_ROLES: Mapping[int, str] = {0: POSITIVE, 1: NEGATIVE}
 FALLBACK_ROLE = NEGATIVE
+# A guider whose extra conditions have a meaning of their own declares them in
+# ``transformer_options[GUIDER_ROLES_OPTION]`` as {condition index: role}; an
+# injection's own table still wins for the indices it lists. The three-branch DPO
+# guider declares {2: NEGATIVE_VISUAL}. An injection without tokens for a declared
+# role uses ROLE_FALLBACKS: the negative visual branch has the positive text, so an
+# injector that carries no negative visual prompt (e.g. a style reference stacked
+# before the DPO sampler) treats it as the positive branch and the guidance
+# difference isolates the DPO visual prompts.
+GUIDER_ROLES_OPTION = "visual_prompt_condition_roles"
+ROLE_FALLBACKS: Mapping[str, str] = {NEGATIVE_VISUAL: POSITIVE}
 _CASTABLE = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -91,8 +101,18 @@ class VisualPromptInjection:
         self._gate_cache = (sigmas, result)
         return result
 
-    def roles_for(self, cond_or_uncond: Sequence[int]) -> list[str]:
-        return [self.condition_roles.get(index, FALLBACK_ROLE) for index in cond_or_uncond]
+    def roles_for(self, cond_or_uncond: Sequence[int], declared: Mapping[int, str] | None = None) -> list[str]:
+        """Token role per chunk: this injection's table, else the guider's ``declared`` role
+        (or its fallback when this prompt has no such tokens), else FALLBACK_ROLE."""
+        roles = []
+        for index in cond_or_uncond:
+            role = self.condition_roles.get(index)
+            if role is None and declared:
+                role = declared.get(index)
+                if role is not None and role not in self.projected.roles:
+                    role = ROLE_FALLBACKS.get(role, FALLBACK_ROLE)
+            roles.append(role or FALLBACK_ROLE)
+        return roles
 
     def kv(self, role: str, layer: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys/values on the query's device and dtype (a no-op once the host loaded them there)."""

@@ -3,9 +3,9 @@ source) can feed the injector without a CLIP vision model.
 
 Roles name the token sets a sampling branch can attend to: ``positive`` (the
 visual prompt) and ``negative`` (what the unconditional branch sees: a negative
-image, or the adapter's neutral tokens). Other issues may add roles (e.g. the
-negative visual prompt of three-branch DPO guidance) and map a guider's
-condition index to them, see ``injection.DEFAULT_CONDITION_ROLES``.
+image, or the adapter's neutral tokens). ``negative_visual`` (optional) is the
+visual prompt of another emotion that three-branch DPO guidance moves away
+from; a guider maps its condition index to it, see ``injection.GUIDER_ROLES_OPTION``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from .adapter import VisualPromptAdapter
 from .layout import BASE, AdapterLayout
 
 POSITIVE, NEGATIVE = "positive", "negative"
+# Three-branch DPO guidance: the same text with another emotion's visual prompt.
+NEGATIVE_VISUAL = "negative_visual"
 COMBINE_MODES = ("concat", "average")
 # CLIP's normalisation mean: an image of this colour is all zeros after CLIP
 # preprocessing, the "no image" input the plus adapters were trained with.

@@ -1,0 +1,13 @@
+"""Iterative Emotion Inference: generate or edit, judge with an emotion critic and
+SSIM, repeat within a hard cap, keep the best (see ``loop``)."""
+
+from .judge import Judgement, judge, pick_best
+from .loop import Candidates, LoopResult, PassState, draw_denoise, run_critic_loop
+from .presets import CUSTOM, EMOEDITOR, EMOEDITOR_PRESET, PRESETS, Preset, SamplerSettings, emoeditor_settings
+from .settings import DEFAULT_RULE, RULES, LoopSettings, pass_steps
+
+__all__ = [
+    "CUSTOM", "Candidates", "DEFAULT_RULE", "EMOEDITOR", "EMOEDITOR_PRESET", "Judgement", "LoopResult",
+    "LoopSettings", "PRESETS", "PassState", "Preset", "RULES", "SamplerSettings", "draw_denoise",
+    "emoeditor_settings", "judge", "pass_steps", "pick_best", "run_critic_loop",
+]

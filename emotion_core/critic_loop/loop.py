@@ -1,0 +1,201 @@
+"""Iterative Emotion Inference (EmoEditor), backend-agnostic: the caller passes a
+``generate`` function and a critic; this module decides what to try next, judges
+and picks.
+
+Each pass:
+1. the direction is re-estimated: target minus the emotion distribution of the image
+   being edited (the last accepted candidate when chaining, else the source); the
+   distribution is the one the critic already gave that image, so no extra forward;
+2. ``update_conditioning(direction)`` (if given) turns it into the backend's
+   conditioning;
+3. ``generate(seeds, denoise, state)`` makes ``candidates`` images as one batch, with
+   denoise drawn on a 1/1000 grid from ``[denoise_low, denoise_high]``;
+4. the critic scores the batch in one call and SSIM to the source is measured
+   (EmoEditor's SSIM, with the source's side computed once: ``similarity``);
+   each candidate is judged (``judge.judge``);
+5. the best accepted candidate of the pass becomes the image to edit next.
+The source's distribution is computed once. Everything is kept in local state and
+returned at the end, so an interruption (``check_interrupt`` raising, or any
+exception from the callbacks) leaves nothing half-built behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+from ..direction import EmotionDirection, make_direction
+from ..errors import InvalidInputError
+from ..images import as_rgb_batch
+from ..taxonomy import as_dict
+from .judge import Judgement, judge, pick_best
+from .settings import DENOISE_QUANTUM, LoopSettings
+from .similarity import EmoEditorSSIM
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What ``generate`` returns: IMAGE ``[N,H,W,C]`` and, if the backend has them, latents ``[N,...]``."""
+
+    images: torch.Tensor
+    latents: Optional[torch.Tensor] = None
+
+
+@dataclass(frozen=True)
+class PassState:
+    """What ``generate`` needs to know about the pass besides seeds and denoise."""
+
+    iteration: int
+    direction: EmotionDirection
+    conditioning: Any  # update_conditioning(direction), or None
+    base_index: Optional[int]  # candidate being edited, None = the source / initial latent
+    base_image: Optional[torch.Tensor]  # its IMAGE [1,H,W,3] (the source, or None when generating)
+    base_latent: Optional[torch.Tensor]  # its latent [1,...] when the backend returned latents
+
+
+Generate = Callable[[list, float, PassState], Candidates]
+Critic = Callable[[torch.Tensor], torch.Tensor]
+Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LoopResult:
+    best_index: int
+    images: torch.Tensor  # every candidate, in order
+    latents: Optional[torch.Tensor]
+    judgements: list[Judgement]
+    report: dict = field(repr=False)
+
+    @property
+    def best_image(self) -> torch.Tensor:
+        return self.images[self.best_index : self.best_index + 1]
+
+    @property
+    def best_latent(self) -> Optional[torch.Tensor]:
+        return None if self.latents is None else self.latents[self.best_index : self.best_index + 1]
+
+
+def draw_denoise(generator: torch.Generator, settings: LoopSettings) -> float:
+    low = round(settings.denoise_low * DENOISE_QUANTUM)
+    high = round(settings.denoise_high * DENOISE_QUANTUM)
+    return int(torch.randint(low, high + 1, (1,), generator=generator)) / DENOISE_QUANTUM
+
+
+def _distributions(critic: Critic, images: torch.Tensor, count: int) -> torch.Tensor:
+    scores = torch.as_tensor(critic(images)).detach().float().cpu()
+    if scores.shape != (count, 8):
+        raise InvalidInputError(f"the critic returned shape {tuple(scores.shape)} for {count} images; expected [{count}, 8]")
+    return scores
+
+
+def _check_candidates(candidates: Candidates, count: int, size: Optional[tuple]) -> torch.Tensor:
+    if not isinstance(candidates, Candidates):
+        raise TypeError(f"generate must return Candidates, got {type(candidates).__name__}")
+    images = as_rgb_batch(candidates.images, "generated candidates")
+    if images.shape[0] != count:
+        raise InvalidInputError(f"generate returned {images.shape[0]} images for {count} seeds")
+    if size is not None and tuple(images.shape[1:3]) != size:
+        raise InvalidInputError(f"generate returned {images.shape[1]}x{images.shape[2]} images, expected {size[0]}x{size[1]}")
+    if candidates.latents is not None and candidates.latents.shape[0] != count:
+        raise InvalidInputError(f"generate returned {candidates.latents.shape[0]} latents for {count} seeds")
+    return images
+
+
+def run_critic_loop(
+    generate: Generate,
+    critic: Critic,
+    target: str | EmotionDirection,
+    settings: LoopSettings,
+    source: Optional[torch.Tensor] = None,
+    source_distribution: Optional[torch.Tensor] = None,
+    update_conditioning: Optional[Callable[[EmotionDirection], Any]] = None,
+    check_interrupt: Optional[Callable[[], None]] = None,
+    on_pass: Optional[Callable[[dict], None]] = None,
+    similarity: Optional[Similarity] = None,
+) -> LoopResult:
+    """Run the loop (see module docstring). ``critic(images) -> [N,8]`` canonical-order probabilities;
+    ``source`` is the IMAGE being edited (None: generation, no SSIM); ``similarity(source, images) -> [N]``
+    defaults to EmoEditor's SSIM (224 px grayscale, 51 px window), the one its [0.5, 0.8] window is for."""
+    direction0 = target if isinstance(target, EmotionDirection) else make_direction(target)
+    direction0 = EmotionDirection(direction0.target, direction0.strength, None)
+    target_name = direction0.primary
+    check = check_interrupt or (lambda: None)
+    if source is not None:
+        source = as_rgb_batch(source, "source image")[:1]
+        if source_distribution is None:
+            source_distribution = _distributions(critic, source, 1)[0]
+        if similarity is None:
+            similarity = EmoEditorSSIM(source)
+    size = None if source is None else tuple(source.shape[1:3])
+    generator = torch.Generator().manual_seed(settings.seed)
+
+    judgements: list[Judgement] = []
+    images: list[torch.Tensor] = []
+    latents: list[torch.Tensor] = []
+    iterations: list[dict] = []
+    base_index: Optional[int] = None
+    base_distribution = None if source_distribution is None else torch.as_tensor(source_distribution).float()
+    stopped = "max_iterations"
+    for iteration in range(settings.max_iterations):
+        check()
+        direction = direction0 if base_distribution is None else direction0.with_source(base_distribution)
+        conditioning = None if update_conditioning is None else update_conditioning(direction)
+        denoise = draw_denoise(generator, settings)
+        seeds = settings.seeds(iteration)
+        state = PassState(
+            iteration, direction, conditioning, base_index,
+            source if base_index is None else images[base_index][None],
+            None if base_index is None or not latents else latents[base_index][None],
+        )
+        candidates = generate(seeds, denoise, state)
+        check()
+        batch = _check_candidates(candidates, len(seeds), size)
+        size = tuple(batch.shape[1:3])
+        distributions = _distributions(critic, batch, len(seeds))
+        ssims = None if source is None else [float(x) for x in similarity(source, batch)]
+        first = len(images)
+        verdicts = [
+            judge(first + k, iteration, seed, denoise, None if ssims is None else ssims[k], distributions[k].tolist(),
+                  target_name, settings)
+            for k, seed in enumerate(seeds)
+        ]
+        judgements.extend(verdicts)
+        images.extend(batch)
+        if candidates.latents is not None:
+            latents.extend(candidates.latents.detach())
+        entry = {"iteration": iteration, "denoise": denoise, "base": base_index,
+                 "direction": as_dict(direction.scaled().tolist()),
+                 "candidates": [v.to_json() for v in verdicts]}
+        iterations.append(entry)
+        log.info("pass %d/%d (denoise %.3f): %s", iteration + 1, settings.max_iterations, denoise,
+                 "; ".join(v.why for v in verdicts))
+        if on_pass is not None:
+            on_pass(entry)
+        accepted = [v for v in verdicts if v.accepted]
+        if accepted:
+            chosen = max(accepted, key=lambda v: (v.target_probability, -v.index))
+            if any(v.confident for v in accepted):
+                stopped = "confident"
+                break
+            if settings.chain:
+                base_index = chosen.index
+                base_distribution = torch.tensor(chosen.distribution)
+
+    best, why = pick_best(judgements)
+    report = {
+        "target": target_name,
+        "targets": dict(direction0.target),
+        "settings": settings.to_json(),
+        "source": None if source_distribution is None else as_dict(torch.as_tensor(source_distribution).tolist()),
+        "iterations": iterations,
+        "passes": len(iterations),
+        "stopped": stopped,
+        "best": {**best.to_json(), "iteration": best.iteration, "pick": why},
+    }
+    stacked_latents = torch.stack(latents) if latents and len(latents) == len(images) else None
+    return LoopResult(best.index, torch.stack(images), stacked_latents, judgements, report)

@@ -130,9 +130,6 @@ class VisualPromptInjector(io.ComfyNode):
     def execute(cls, model, adapter, weight: float, weight_schedule: str, start_percent: float, end_percent: float,
                 image_combine: str = "concat", clip_vision=None, image=None, negative_image=None,
                 visual_prompt=None) -> io.NodeOutput:
-        from comfy.ldm.modules.attention import optimized_attention
-        from comfy.model_patcher import ModelPatcher
-
         if visual_prompt is not None and (image is not None or negative_image is not None):
             raise InvalidInputError("connect either visual_prompt or image/negative_image, not both")
         if visual_prompt is None and (image is None or clip_vision is None):
@@ -146,15 +143,23 @@ class VisualPromptInjector(io.ComfyNode):
         if visual_prompt is None:
             encode = _clip_features(clip_vision, adapter.layout.feature_name)
             visual_prompt = build_visual_prompt(adapter, encode, image, negative_image, image_combine)
-        projected = ProjectedPrompt.from_prompt(adapter, visual_prompt)
-        # A ModelPatcher around the projected keys/values: ComfyUI loads it with the UNet
-        # (through the patches' models()) and frees it with it.
-        kv_patcher = ModelPatcher(projected, load_device=patched.load_device, offload_device=patched.offload_device)
-        injection = VisualPromptInjection(projected, weights, sigma_range, managed_models=[kv_patcher])
-        existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
-        for site, patch in make_patches(injection, sites, existing, optimized_attention):
-            patched.set_model_attn2_replace(patch, site.block, site.number, site.index)
+        inject(patched, adapter, sites, visual_prompt, weights, sigma_range)
         return io.NodeOutput(patched)
+
+
+def inject(patched, adapter, sites, visual_prompt, weights, sigma_range=None) -> None:
+    """Add attn2 patches for ``visual_prompt`` to a cloned model, stacking on its existing ones."""
+    from comfy.ldm.modules.attention import optimized_attention
+    from comfy.model_patcher import ModelPatcher
+
+    projected = ProjectedPrompt.from_prompt(adapter, visual_prompt)
+    # A ModelPatcher around the projected keys/values: ComfyUI loads it with the UNet
+    # (through the patches' models()) and frees it with it.
+    kv_patcher = ModelPatcher(projected, load_device=patched.load_device, offload_device=patched.offload_device)
+    injection = VisualPromptInjection(projected, weights, sigma_range, managed_models=[kv_patcher])
+    existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
+    for site, patch in make_patches(injection, sites, existing, optimized_attention):
+        patched.set_model_attn2_replace(patch, site.block, site.number, site.index)
 
 
 NODES = [VisualPromptAdapterLoader, VisualPromptInjector]

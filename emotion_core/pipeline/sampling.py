@@ -18,7 +18,7 @@ import logging
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -69,7 +69,8 @@ def _initial_noise(generators: Sequence[torch.Generator], shape: tuple[int, ...]
 def sample(pipe, branch_embeds: Sequence[torch.Tensor], guidance: Guidance, *, seed: int, steps: int, width: int,
            height: int, batch: int = 1, init_image: torch.Tensor | None = None, denoise: float = 1.0,
            patches: Sequence | None = None, condition_indices: Sequence[int] | None = None,
-           callback: StepCallback | None = None, progress: bool = True) -> SampleResult:
+           callback: StepCallback | None = None, progress: bool = True,
+           patch_options: Mapping | None = None) -> SampleResult:
     """Denoise ``batch`` images; see the package docstring for the arguments.
 
     Image ``k`` starts from the noise of ``seed + k``, so any image of a batch can be
@@ -77,7 +78,8 @@ def sample(pipe, branch_embeds: Sequence[torch.Tensor], guidance: Guidance, *, s
     the image is VAE-encoded once, noised to the timestep ``denoise`` selects and only
     the last ``int(steps * denoise)`` steps run (diffusers' img2img rule; 0 steps returns
     the VAE round trip). ``callback(step, latents)`` runs after every step; raise from it
-    to stop."""
+    to stop. ``patch_options`` are extra per-call options for the patches, e.g.
+    ``{GUIDER_ROLES_OPTION: {2: NEGATIVE_VISUAL}}`` to declare a third branch's token role."""
     unet = pipe.unet
     check_size(pipe, width, height)
     if steps < 1 or batch < 1:
@@ -116,6 +118,7 @@ def sample(pipe, branch_embeds: Sequence[torch.Tensor], guidance: Guidance, *, s
     context = torch.cat([e.to(device, dtype).expand(batch, -1, -1) for e in branch_embeds])
     step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     with torch.no_grad(), (patched(unet, patches) if patches else nullcontext({})) as options:
+        options.update(patch_options or {})
         bar = tqdm(timesteps, desc="sampling", file=sys.stderr, disable=not progress, leave=False)
         for i, t in enumerate(bar):
             step = StepInfo(i, len(timesteps), float(t), _sigma(scheduler, t))

@@ -1,0 +1,280 @@
+"""``emotion-director generate``: text-to-image (or img2img) with an SD1.5-family model
+through the diffusers pipeline, optionally guided by visual prompts (MC-Diffusion).
+
+Every input is checked before a model is loaded; output files are never
+overwritten without ``--overwrite`` and appear only complete (written beside
+the target, then linked into place). Each PNG carries the run's settings as
+JSON in the ``emotion_director`` text chunk (file names only, never paths or
+secrets); ``--json`` prints the same object plus the image path, one per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InvalidInputError
+from . import add_json_flag
+from .score import positive_int
+
+log = logging.getLogger(__name__)
+
+PNG_METADATA_KEY = "emotion_director"
+MAX_SIDE = 4096
+SIZE_MULTIPLE = 8
+DEFAULT_IMG2IMG_DENOISE = 0.75
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"seed must be between 0 and 2^63-1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class VisualPromptArg:
+    path: Path
+    weight: float
+
+    @classmethod
+    def parse(cls, text: str) -> "VisualPromptArg":
+        """``IMG`` or ``IMG:WEIGHT`` (a colon followed by something that is not a number belongs to the path)."""
+        path, sep, weight = text.rpartition(":")
+        if sep:
+            try:
+                return cls(Path(path), float(weight))
+            except ValueError:
+                pass
+        return cls(Path(text), 1.0)
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "generate", help="generate images for an emotion with an SD1.5-family model (diffusers)",
+        description="Text-to-image or img2img through the diffusers pipeline, with optional visual prompts "
+        "(IP-Adapter-layout adapter + images) guiding the mood. Image k of a batch uses seed SEED+k.")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help="diffusers pipeline folder, or an original-layout SD1.5 .safetensors checkpoint")
+    parser.add_argument("--emotion", required=True, help="target emotion (one of the eight Mikels emotions)")
+    parser.add_argument("--prompt", required=True, help="text prompt")
+    parser.add_argument("--negative-prompt", default="", help="negative prompt (default: empty)")
+    parser.add_argument("--visual-prompt", action="extend", nargs="+", default=[], type=VisualPromptArg.parse,
+                        metavar="IMG[:WEIGHT]", help="visual prompt image(s), each with an optional weight 0..2 "
+                        "(default 1) that multiplies --visual-weight")
+    parser.add_argument("--adapter", metavar="FILE", help="IP-Adapter-layout adapter file (with --visual-prompt)")
+    parser.add_argument("--image-encoder", metavar="DIR",
+                        help="CLIPVisionModelWithProjection folder the adapter was trained with (with --visual-prompt)")
+    parser.add_argument("--visual-weight", type=_finite_float, default=1.0, help="visual prompt strength 0..2 (default 1)")
+    parser.add_argument("--visual-schedule", default="uniform",
+                        help="strength across the UNet: uniform, style, composition, 'down,middle,up' or one value "
+                        "per cross-attention layer (default uniform)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the first image (default 0)")
+    parser.add_argument("--steps", type=positive_int, default=30, help="sampling steps (default 30)")
+    parser.add_argument("--cfg", type=_finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--width", type=int, help=f"image width, a multiple of {SIZE_MULTIPLE} "
+                        "(default: the init image's, else the model's native size)")
+    parser.add_argument("--height", type=int, help=f"image height, a multiple of {SIZE_MULTIPLE}")
+    parser.add_argument("--batch", type=positive_int, default=1, help="images to generate (default 1)")
+    parser.add_argument("--init-image", metavar="IMG", help="start from this image (img2img/SDEdit)")
+    parser.add_argument("--denoise", type=_finite_float,
+                        help=f"with --init-image: how much is re-noised, 0..1 (default {DEFAULT_IMG2IMG_DENOISE}); "
+                        "int(steps * denoise) steps run")
+    from ..pipeline.schedulers import SCHEDULER_NAMES
+
+    parser.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="ddim",
+                        help="sampler; 'model' keeps the model folder's own (default ddim)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu; float16 on cuda)")
+    parser.add_argument("--out", required=True, metavar="PATH_OR_DIR",
+                        help="a .png file (batch > 1: STEM_SEED.png next to it) or a folder (EMOTION_SEED.png)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def _check_size(name: str, value: int | None) -> None:
+    if value is not None and not (SIZE_MULTIPLE <= value <= MAX_SIDE and value % SIZE_MULTIPLE == 0):
+        raise InvalidInputError(f"--{name} must be a multiple of {SIZE_MULTIPLE} between {SIZE_MULTIPLE} and "
+                                f"{MAX_SIDE}, got {value}")
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    from ..taxonomy import parse_emotion
+    from ..visual_prompt.schedule import check_weight
+
+    args.emotion = parse_emotion(args.emotion)
+    if not args.prompt.strip():
+        raise InvalidInputError("--prompt is empty")
+    _check_size("width", args.width)
+    _check_size("height", args.height)
+    if args.cfg < 0:
+        raise InvalidInputError(f"--cfg must be >= 0, got {args.cfg}")
+    if not Path(args.model).exists():
+        raise InvalidInputError(f"--model not found: {args.model}")
+    if args.init_image is None:
+        if args.denoise is not None:
+            raise InvalidInputError("--denoise needs --init-image")
+        args.denoise = 1.0
+    else:
+        if not Path(args.init_image).is_file():
+            raise InvalidInputError(f"--init-image not found: {args.init_image}")
+        args.denoise = DEFAULT_IMG2IMG_DENOISE if args.denoise is None else args.denoise
+        if not 0.0 <= args.denoise <= 1.0:
+            raise InvalidInputError(f"--denoise must be between 0 and 1, got {args.denoise}")
+    if args.visual_prompt:
+        if args.adapter is None or args.image_encoder is None:
+            raise InvalidInputError("--visual-prompt needs --adapter FILE and --image-encoder DIR")
+        if not Path(args.adapter).is_file():
+            raise InvalidInputError(f"--adapter not found: {args.adapter}")
+        if not Path(args.image_encoder).is_dir():
+            raise InvalidInputError(f"--image-encoder folder not found: {args.image_encoder}")
+        check_weight(args.visual_weight, "--visual-weight")
+        for item in args.visual_prompt:
+            if not item.path.is_file():
+                raise InvalidInputError(f"visual prompt image not found: {item.path}")
+            check_weight(item.weight, f"weight of {item.path.name}")
+            check_weight(item.weight * args.visual_weight, f"{item.path.name} weight x --visual-weight")
+    elif args.adapter is not None or args.image_encoder is not None:
+        raise InvalidInputError("--adapter/--image-encoder are only used with --visual-prompt IMG")
+
+
+def output_paths(out: Path, emotion: str, seeds: list[int]) -> list[Path]:
+    """``--out`` as a .png file (one image; a batch gets STEM_SEED.png) or a folder (EMOTION_SEED.png)."""
+    if out.suffix.lower() == ".png" and not out.is_dir():
+        if len(seeds) == 1:
+            return [out]
+        return [out.with_name(f"{out.stem}_{seed}.png") for seed in seeds]
+    if out.suffix and not out.is_dir():
+        raise InvalidInputError(f"--out must be a .png file or a folder, got {out.name}")
+    return [out / f"{emotion}_{seed}.png" for seed in seeds]
+
+
+def write_png(image, path: Path, metadata: dict, overwrite: bool) -> None:
+    """Encode fully, write beside the target, then link into place (never half-written; an
+    existing file is kept unless ``overwrite``)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from ..images import to_pil
+
+    info = PngInfo()
+    info.add_text(PNG_METADATA_KEY, json.dumps(metadata, sort_keys=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            to_pil(image).save(handle, format="PNG", pnginfo=info)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise InvalidInputError(f"{path} exists; pass --overwrite to replace it") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_init_image(args: argparse.Namespace):
+    import torch.nn.functional as F
+
+    from ..images import load_image
+
+    image = load_image(args.init_image)
+    height, width = image.shape[1:3]
+    if args.width is None and args.height is None:
+        if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+            raise InvalidInputError(f"--init-image is {width}x{height}; sizes must be multiples of {SIZE_MULTIPLE} "
+                                    "(pass --width/--height to resize it)")
+        return image
+    size = (args.height or height, args.width or width)
+    for name, value in (("height", size[0]), ("width", size[1])):
+        _check_size(name, value)
+    pixels = F.interpolate(image.permute(0, 3, 1, 2), size=size, mode="bicubic", align_corners=False, antialias=True)
+    return pixels.clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
+
+
+def run(args: argparse.Namespace) -> Iterator[dict]:
+    _check_inputs(args)
+    init_image = _load_init_image(args) if args.init_image else None
+    if init_image is not None:
+        args.height, args.width = init_image.shape[1:3]
+    seeds = [args.seed + k for k in range(args.batch)]
+    paths = output_paths(Path(args.out), args.emotion, seeds)
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not args.overwrite:
+        raise InvalidInputError(f"{existing[0]} exists; pass --overwrite to replace it")
+
+    import torch
+
+    from ..pipeline import load_pipeline, use_scheduler
+
+    dtype = torch.float16 if str(args.device).startswith("cuda") else torch.float32
+    pipe = load_pipeline(args.model, device=args.device, dtype=dtype)
+    args.scheduler_class = use_scheduler(pipe, args.scheduler)
+    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    args.width, args.height = args.width or native, args.height or native
+    patches = _visual_patches(pipe, args) if args.visual_prompt else None
+    return _generate(pipe, args, init_image, patches, paths)
+
+
+def _visual_patches(pipe, args: argparse.Namespace) -> list:
+    from ..images import load_image
+    from ..pipeline.visual import load_image_encoder, visual_prompt_patches, visual_prompts_from_images
+    from ..visual_prompt import load_adapter
+
+    adapter = load_adapter(args.adapter)
+    encoder = load_image_encoder(args.image_encoder, device=pipe.unet.device)
+    images = [(load_image(item.path), item.weight * args.visual_weight) for item in args.visual_prompt]
+    prompts = visual_prompts_from_images(adapter, encoder, images)
+    return visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
+
+
+def _metadata(args: argparse.Namespace, seed: int) -> dict:
+    meta = {
+        "emotion": args.emotion, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "seed": seed,
+        "steps": args.steps, "cfg": args.cfg, "width": args.width, "height": args.height,
+        "scheduler": args.scheduler_class, "model": Path(args.model).name,
+    }
+    if args.init_image:
+        meta.update(init_image=Path(args.init_image).name, denoise=args.denoise)
+    if args.visual_prompt:
+        meta.update(visual_prompts=[{"image": item.path.name, "weight": item.weight} for item in args.visual_prompt],
+                    visual_weight=args.visual_weight, visual_schedule=args.visual_schedule,
+                    adapter=Path(args.adapter).name, image_encoder=Path(args.image_encoder).name)
+    meta["generator"] = "emotion-director generate"
+    return meta
+
+
+def _generate(pipe, args: argparse.Namespace, init_image, patches, paths: list[Path]) -> Iterator[dict]:
+    from ..pipeline import cfg_guidance, encode_prompts, sample
+
+    branches = encode_prompts(pipe, [args.prompt, args.negative_prompt])
+    result = sample(pipe, branches, cfg_guidance(args.cfg), seed=args.seed, steps=args.steps, width=args.width,
+                    height=args.height, batch=args.batch, init_image=init_image, denoise=args.denoise,
+                    patches=patches)
+    for image, seed, path in zip(result.images, result.seeds, paths):
+        meta = _metadata(args, seed)
+        write_png(image, path, meta, args.overwrite)
+        log.info("wrote %s", path)
+        yield {"image": str(path), **meta}

@@ -96,7 +96,7 @@ def _distributions(critic: Critic, images: torch.Tensor, count: int) -> torch.Te
 def _check_candidates(candidates: Candidates, count: int, size: Optional[tuple]) -> torch.Tensor:
     if not isinstance(candidates, Candidates):
         raise TypeError(f"generate must return Candidates, got {type(candidates).__name__}")
-    images = as_rgb_batch(candidates.images, "generated candidates")
+    images = as_rgb_batch(candidates.images.detach(), "generated candidates")
     if images.shape[0] != count:
         raise InvalidInputError(f"generate returned {images.shape[0]} images for {count} seeds")
     if size is not None and tuple(images.shape[1:3]) != size:

@@ -230,24 +230,31 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
     from ..pipeline import load_pipeline, use_scheduler
 
     dtype = torch.float16 if str(args.device).startswith("cuda") else torch.float32
+    # the adapter and image encoder are smaller than the model: their errors come first
+    visual = _visual_prompts(args) if args.visual_prompt else None
     pipe = load_pipeline(args.model, device=args.device, dtype=dtype)
     args.scheduler_class = use_scheduler(pipe, args.scheduler)
     native = pipe.unet.config.sample_size * pipe.vae_scale_factor
     args.width, args.height = args.width or native, args.height or native
-    patches = _visual_patches(pipe, args) if args.visual_prompt else None
+    patches = None
+    if visual is not None:
+        from ..pipeline.visual import visual_prompt_patches
+
+        adapter, prompts = visual
+        patches = visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
     return _generate(pipe, args, init_image, patches, paths)
 
 
-def _visual_patches(pipe, args: argparse.Namespace) -> list:
+def _visual_prompts(args: argparse.Namespace):
+    """(adapter, [(VisualPrompt, weight), ...]) from the image files; the encoder is freed after."""
     from ..images import load_image
-    from ..pipeline.visual import load_image_encoder, visual_prompt_patches, visual_prompts_from_images
+    from ..pipeline.visual import load_image_encoder, visual_prompts_from_images
     from ..visual_prompt import load_adapter
 
     adapter = load_adapter(args.adapter)
-    encoder = load_image_encoder(args.image_encoder, device=pipe.unet.device)
+    encoder = load_image_encoder(args.image_encoder, device=args.device)
     images = [(load_image(item.path), item.weight * args.visual_weight) for item in args.visual_prompt]
-    prompts = visual_prompts_from_images(adapter, encoder, images)
-    return visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
+    return adapter, visual_prompts_from_images(adapter, encoder, images)
 
 
 def _metadata(args: argparse.Namespace, seed: int) -> dict:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -60,15 +62,37 @@ def _from_folder(folder: Path, dtype: torch.dtype):
         raise ModelFormatError(f"{folder}: cannot load the diffusers pipeline ({exc})") from exc
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No per-component progress bars from diffusers/transformers while loading local files
+    (they take a moment and would bury the sampling bar and error lines); restored after."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_on = diffusers_logging.is_progress_bar_enabled()
+    transformers_on = transformers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if diffusers_on:
+            diffusers_logging.enable_progress_bar()
+        if transformers_on:
+            transformers_logging.enable_progress_bar()
+
+
 def load_pipeline(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
     """A ``StableDiffusionPipeline`` on ``device`` in ``dtype``, in eval mode without gradients."""
     path = Path(path)
     if path.is_dir():
-        pipe = _from_folder(path, dtype)
+        with quiet_loading():
+            pipe = _from_folder(path, dtype)
     elif path.is_file() and path.suffix.lower() in SAFETENSORS_SUFFIXES:
         from .single_file import load_single_file
 
-        pipe = load_single_file(path, dtype)
+        with quiet_loading():
+            pipe = load_single_file(path, dtype)
     elif path.is_file():
         raise InvalidInputError(f"{path}: a model must be a diffusers folder or an original-layout .safetensors "
                                 f"checkpoint, got a {path.suffix or 'suffix-less'} file (convert pickled "

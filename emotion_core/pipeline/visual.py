@@ -66,8 +66,11 @@ def load_image_encoder(folder: str | Path, device: str | torch.device = "cpu",
     if not (folder / "config.json").is_file():
         raise ModelFormatError(f"{folder}: not a CLIP vision model folder (no config.json); pass the folder of a "
                                "CLIPVisionModelWithProjection, e.g. IP-Adapter's models/image_encoder")
+    from .loading import quiet_loading
+
     try:
-        model = CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+        with quiet_loading():
+            model = CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"{folder}: cannot load a CLIPVisionModelWithProjection ({exc})") from exc
     preprocess = ClipPreprocess(model.config.image_size, OPENAI_MEAN, OPENAI_STD)

@@ -252,3 +252,51 @@ def test_loading_errors(assets, tmp_path):
         load_pipeline(broken)
     with pytest.raises(ModelFormatError, match="no config.json"):
         load_image_encoder(tmp_path)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access while loading")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_original_single_file_loads_offline_weight_for_weight(pipe, branches, assets, tmp_path, no_network):
+    from emotion_core.testing.ldm_export import write_original_checkpoint
+
+    checkpoint = write_original_checkpoint(assets["pipeline"], tmp_path / "tiny_sd15.safetensors")
+    single = load_pipeline(checkpoint)
+    for name in ("unet", "vae", "text_encoder"):
+        ours, theirs = getattr(pipe, name).state_dict(), getattr(single, name).state_dict()
+        assert ours.keys() == theirs.keys(), name
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    prompt = "a calm lake at dawn"
+    assert single.tokenizer(prompt).input_ids == pipe.tokenizer(prompt).input_ids
+    use_scheduler(single, "ddim")
+    assert torch.equal(_run(single, encode_prompts(single, [prompt, ""])).images, _run(pipe, branches).images)
+
+
+def test_diffusers_folder_loads_offline(assets, no_network):
+    assert load_pipeline(assets["pipeline"]).unet.config.cross_attention_dim == 768
+
+
+@pytest.mark.parametrize("tensors, match", [
+    ({"image_proj.proj.weight": (8, 8)}, "not an original-layout SD1.5 checkpoint"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (32, 9, 3, 3)}, "inpainting"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (32, 4, 3, 3),
+      "model.diffusion_model.label_emb.0.0.weight": (8, 8)}, "SDXL"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (32, 4, 3, 3),
+      "model.diffusion_model.input_blocks.1.0.in_layers.2.weight": (32, 32, 3, 3),
+      "model.diffusion_model.input_blocks.1.1.proj_in.weight": (32, 32),
+      "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (32, 1024)}, "SD2.x"),
+])
+def test_unsupported_single_files_are_named(tmp_path, tensors, match):
+    from emotion_core.weights import save_safetensors
+
+    path = save_safetensors({k: torch.zeros(shape) for k, shape in tensors.items()}, tmp_path / "model.safetensors")
+    with pytest.raises(ModelFormatError, match=match):
+        load_pipeline(path)

@@ -9,4 +9,6 @@ they import heavy libraries inside ``run`` only. To add one, add a line here.
 BENCHMARKS: dict[str, str] = {
     "rewrite": "Agent Prompt Rewriter: emotion alignment, semantic preservation, diversity, speed",
     "injector": "Visual Prompt Injector: per-step time and peak memory, plain vs injected",
+    "guidance": "Negative Visual DPO guidance: per-step time of three branches vs two-branch CFG",
+    "loop": "Emotion Critic Loop: loop overhead fraction, model evaluations vs EmoEditor's procedure",
 }

@@ -20,10 +20,14 @@ _C2 = (0.03 * 255.0) ** 2
 
 
 def gray_levels(images: torch.Tensor, name: str) -> torch.Tensor:
-    """IMAGE -> ``[B,224,224]`` float64 grayscale 8-bit levels (ITU-R 601 luma)."""
-    pixels = resize_exact(to_nchw(images, name), EMOEDITOR_SIZE)
+    """IMAGE -> ``[B,224,224]`` float64 grayscale 8-bit levels (ITU-R 601 luma).
+
+    Luma before the resize (both are linear, and the resize's weights are non-negative,
+    so the order does not matter) resizes one channel instead of three."""
+    pixels = to_nchw(images, name)
     weights = torch.tensor(_LUMA, dtype=pixels.dtype).view(1, 3, 1, 1)
-    return ((pixels * weights).sum(dim=1) * 255.0).round().clamp(0, 255).double()
+    luma = resize_exact((pixels * weights).sum(dim=1, keepdim=True), EMOEDITOR_SIZE)[:, 0]
+    return (luma * 255.0).round().clamp(0, 255).double()
 
 
 def window_sums(values: torch.Tensor, size: int = EMOEDITOR_WINDOW) -> torch.Tensor:

@@ -19,6 +19,9 @@ def register(commands) -> None:
     make.add_argument("dir", type=Path, help="target models/ folder, e.g. ComfyUI/models")
     make.add_argument("--with-checkpoint", action="store_true",
                       help="also write a small SD1.5-layout checkpoint and a CLIP-vision file (~0.6 GB)")
+    make.add_argument("--with-diffusers", action="store_true",
+                      help="also write a tiny diffusers SD pipeline with image encoder and adapters (~26 MB) to "
+                      "diffusers/test_sd15_tiny, for `generate`")
     make.add_argument("--seed", type=int, default=0)
     add_json_flag(make)
     make.set_defaults(handler=make_test_models)
@@ -27,5 +30,5 @@ def register(commands) -> None:
 def make_test_models(args: argparse.Namespace) -> dict:
     from ..testing.assets import make_test_models as write
 
-    written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed)
+    written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed, with_diffusers=args.with_diffusers)
     return {"models_dir": str(args.dir), "files": {role: str(path) for role, path in written.items()}}

@@ -19,12 +19,15 @@ TEST_FILES: dict[str, str] = {
     "adapter_sd15": "ipadapter/test_ip_adapter_sd15.safetensors",
     "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
+    "unet_ip2p": "diffusion_models/test_sd15_ip2p_unet.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
 }
 
 
-def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0) -> dict[str, Path]:
-    """Write the tiny models; returns role -> written path. Deterministic for a seed."""
+def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
+                     with_diffusers: bool = False) -> dict[str, Path]:
+    """Write the tiny models; returns role -> written path. Deterministic for a seed.
+    ``with_diffusers`` adds the tiny diffusers pipeline (``diffusers_assets``; imports diffusers)."""
     from .adapter_assets import write_test_adapters
     from .critic_assets import write_test_critics
     from .encoder_assets import write_test_encoder
@@ -38,6 +41,11 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
         from .checkpoint import write_test_checkpoint
 
         written.update(write_test_checkpoint(models_dir, TEST_FILES, seed=seed))
+    if with_diffusers:
+        from .diffusers_assets import PIPELINE_DIR, write_tiny_sd_pipeline
+
+        pipeline = write_tiny_sd_pipeline(models_dir / PIPELINE_DIR, seed=seed)
+        written.update({f"diffusers_{role}": path for role, path in pipeline.items()})
     for role, path in written.items():
         log.info("wrote %s: %s", role, path)
     return written

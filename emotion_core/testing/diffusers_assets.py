@@ -9,7 +9,7 @@ a 4-level 32-channel VAE so images are 8x the latent size as in SD1.5, a
 one-layer CLIP text encoder over the first 1000 tokens of CLIP's BPE
 vocabulary). Heads (8 in the UNet, 64-wide in the text encoder) and norm
 groups (32) are SD1.5's, so the same folder also round-trips through an
-original-layout single file. About 16 MB; nothing is downloaded.
+original-layout single file. About 26 MB with the adapters; nothing is downloaded.
 
 Next to the pipeline (not listed in ``model_index.json``, so the pipeline
 never loads them): ``image_encoder/``, a tiny ``CLIPVisionModelWithProjection``

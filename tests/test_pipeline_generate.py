@@ -177,6 +177,9 @@ def test_img2img_denoise_runs_the_last_steps_only(pipe, branches):
     assert torch.equal(half.images, again.images)
     full = _run(pipe, branches, steps=4, init_image=init, denoise=1.0)
     assert full.steps_run == 4 and not torch.allclose(half.images, full.images)
+    # a source encoded once gives the same result as passing the image
+    encoded = _run(pipe, branches, steps=4, init_latents=encode_image(pipe, init), denoise=0.5)
+    assert torch.equal(encoded.images, half.images)
 
 
 def test_callback_sees_every_step_and_can_stop_the_run(pipe, branches):
@@ -211,6 +214,8 @@ def test_every_named_scheduler_runs(pipe, branches):
     ({"denoise": 0.5}, "init image"),
     ({"init_image": torch.rand(1, 32, 32, 3)}, "init image has shape"),
     ({"condition_indices": [0]}, "condition indices"),
+    ({"init_latents": torch.zeros(1, 4, 4, 4), "denoise": 0.5}, "init latents have shape"),
+    ({"init_latents": torch.zeros(1, 4, 8, 8), "init_image": torch.zeros(1, 64, 64, 3)}, "not both"),
 ])
 def test_bad_sampling_input(pipe, branches, kwargs, match):
     with pytest.raises(InvalidInputError, match=match):

@@ -10,7 +10,7 @@ Stable interface (other features call these; keep the names):
   embedding per prompt ("" = unconditional).
 - ``sample(pipe, branch_embeds, guidance, *, seed, steps, width, height, batch=1,
   init_image=None, denoise=1.0, patches=None, condition_indices=None,
-  callback=None, progress=True, patch_options=None) -> SampleResult(images, latents, seeds, steps_run)``:
+  callback=None, progress=True, patch_options=None, init_latents=None) -> SampleResult(images, latents, seeds, steps_run)``:
   all branches in ONE batched UNet call per step; ``guidance(outputs, step) -> output``
   combines the per-branch outputs (``step`` is a ``StepInfo``: index, total,
   timestep, sigma). Branch ``i`` has condition index ``condition_indices[i]``
@@ -18,6 +18,8 @@ Stable interface (other features call these; keep the names):
   picks its visual prompt tokens when ``patches`` are given (``patch_options``
   adds per-call options, e.g. the guider roles of ``visual_prompt.GUIDER_ROLES_OPTION``). ``images`` is
   IMAGE ``[B,H,W,3]`` float32 in 0..1; image ``k`` uses seed ``seed + k``.
+  img2img: ``init_image`` (IMAGE), or ``init_latents`` from ``encode_image`` to
+  encode a source once across many calls; ``int(steps * denoise)`` steps run.
 - ``cfg_guidance(scale)``: the default guidance for branches ``[cond, uncond]``.
 - ``encode_image(pipe, IMAGE)`` / ``decode_latents(pipe, latents)``: VAE helpers
   (scaled latents, diffusers' convention).

@@ -70,14 +70,15 @@ def sample(pipe, branch_embeds: Sequence[torch.Tensor], guidance: Guidance, *, s
            height: int, batch: int = 1, init_image: torch.Tensor | None = None, denoise: float = 1.0,
            patches: Sequence | None = None, condition_indices: Sequence[int] | None = None,
            callback: StepCallback | None = None, progress: bool = True,
-           patch_options: Mapping | None = None) -> SampleResult:
+           patch_options: Mapping | None = None, init_latents: torch.Tensor | None = None) -> SampleResult:
     """Denoise ``batch`` images; see the package docstring for the arguments.
 
     Image ``k`` starts from the noise of ``seed + k``, so any image of a batch can be
     re-made alone. With ``init_image`` (IMAGE, 1 or ``batch`` images of the output size),
     the image is VAE-encoded once, noised to the timestep ``denoise`` selects and only
     the last ``int(steps * denoise)`` steps run (diffusers' img2img rule; 0 steps returns
-    the VAE round trip). ``callback(step, latents)`` runs after every step; raise from it
+    the VAE round trip). ``init_latents`` (from ``encode_image``) replaces ``init_image`` for
+    callers that re-use one encoding across calls. ``callback(step, latents)`` runs after every step; raise from it
     to stop. ``patch_options`` are extra per-call options for the patches, e.g.
     ``{GUIDER_ROLES_OPTION: {2: NEGATIVE_VISUAL}}`` to declare a third branch's token role."""
     unet = pipe.unet
@@ -86,7 +87,9 @@ def sample(pipe, branch_embeds: Sequence[torch.Tensor], guidance: Guidance, *, s
         raise InvalidInputError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
     if not 0.0 <= denoise <= 1.0:
         raise InvalidInputError(f"denoise must be between 0 and 1, got {denoise}")
-    if init_image is None and denoise != 1.0:
+    if init_image is not None and init_latents is not None:
+        raise InvalidInputError("give init_image or init_latents, not both")
+    if init_image is None and init_latents is None and denoise != 1.0:
         raise InvalidInputError("denoise < 1 needs an init image (it sets how much of the image is re-noised)")
     _check_branches(unet, branch_embeds, batch)
     branches = len(branch_embeds)
@@ -102,13 +105,18 @@ def sample(pipe, branch_embeds: Sequence[torch.Tensor], guidance: Guidance, *, s
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     shape = (unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     noise = _initial_noise(generators, shape).to(device, dtype)
-    if init_image is None:
+    if init_image is None and init_latents is None:
         latents = noise * scheduler.init_noise_sigma
     else:
-        if init_image.shape[0] not in (1, batch) or tuple(init_image.shape[1:3]) != (height, width):
-            raise InvalidInputError(f"init image has shape {tuple(init_image.shape)}, expected [1 or {batch}, "
-                                    f"{height}, {width}, C]")
-        init = encode_image(pipe, init_image).to(device, dtype).expand(batch, -1, -1, -1)
+        if init_image is not None:
+            if init_image.shape[0] not in (1, batch) or tuple(init_image.shape[1:3]) != (height, width):
+                raise InvalidInputError(f"init image has shape {tuple(init_image.shape)}, expected [1 or {batch}, "
+                                        f"{height}, {width}, C]")
+            init_latents = encode_image(pipe, init_image)
+        if init_latents.ndim != 4 or init_latents.shape[0] not in (1, batch) or tuple(init_latents.shape[1:]) != shape:
+            raise InvalidInputError(f"init latents have shape {tuple(init_latents.shape)}, expected [1 or {batch}, "
+                                    f"{', '.join(map(str, shape))}]")
+        init = init_latents.to(device, dtype).expand(batch, -1, -1, -1)
         start = (steps - min(int(steps * denoise), steps)) * scheduler.order
         timesteps = timesteps[start:]
         if hasattr(scheduler, "set_begin_index"):

@@ -100,7 +100,8 @@ def test_visual_prompts_and_img2img(capsys, assets, images, tmp_path):
     meta = json.loads(stdout)
     assert meta["visual_prompts"] == [{"image": "calm.png", "weight": 0.5}, {"image": "odd.png", "weight": 1.0}]
     assert meta["visual_weight"] == 1.5 and meta["adapter"] == "test_ip_adapter_plus.safetensors"
-    assert meta["init_image"] == "storm.png" and meta["denoise"] == 0.5 and meta["scheduler"] == "EulerDiscreteScheduler"
+    assert meta["init_image"] == "storm.png" and meta["denoise"] == 0.5
+    assert meta["scheduler"] == "EulerDiscreteScheduler"
     assert _png_metadata(out) == {k: v for k, v in meta.items() if k != "image"}
 
 

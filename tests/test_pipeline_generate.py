@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from emotion_core.errors import InvalidInputError, ModelFormatError
-from emotion_core.pipeline import (SCHEDULER_NAMES, StepInfo, cfg_guidance, decode_latents, encode_image,
+from emotion_core.pipeline import (SCHEDULER_NAMES, cfg_guidance, decode_latents, encode_image,
                                    encode_prompts, load_pipeline, sample, use_scheduler)
 from emotion_core.pipeline.visual import load_image_encoder, visual_prompt_patches, visual_prompts_from_images
 from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline

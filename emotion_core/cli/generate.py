@@ -85,7 +85,8 @@ def register(commands) -> None:
     parser.add_argument("--adapter", metavar="FILE", help="IP-Adapter-layout adapter file (with --visual-prompt)")
     parser.add_argument("--image-encoder", metavar="DIR",
                         help="CLIPVisionModelWithProjection folder the adapter was trained with (with --visual-prompt)")
-    parser.add_argument("--visual-weight", type=_finite_float, default=1.0, help="visual prompt strength 0..2 (default 1)")
+    parser.add_argument("--visual-weight", type=_finite_float, default=1.0,
+                        help="visual prompt strength 0..2 (default 1)")
     parser.add_argument("--visual-schedule", default="uniform",
                         help="strength across the UNet: uniform, style, composition, 'down,middle,up' or one value "
                         "per cross-attention layer (default uniform)")

@@ -10,7 +10,8 @@ Stable interface (other features call these; keep the names):
   embedding per prompt ("" = unconditional).
 - ``sample(pipe, branch_embeds, guidance, *, seed, steps, width, height, batch=1,
   init_image=None, denoise=1.0, patches=None, condition_indices=None,
-  callback=None, progress=True, patch_options=None, init_latents=None) -> SampleResult(images, latents, seeds, steps_run)``:
+  callback=None, progress=True, patch_options=None, init_latents=None)
+  -> SampleResult(images, latents, seeds, steps_run)``:
   all branches in ONE batched UNet call per step; ``guidance(outputs, step) -> output``
   combines the per-branch outputs (``step`` is a ``StepInfo``: index, total,
   timestep, sigma). Branch ``i`` has condition index ``condition_indices[i]``

@@ -30,6 +30,11 @@ def _replace_head(key: str, table: dict[str, str]) -> str:
     return f"{table.get(head, head)}.{rest}"
 
 
+def _block_part(kind: str, inner: str) -> str:
+    """Inside an LDM block: the res block is part 0 (renamed), the transformer part 1."""
+    return f"0.{_replace_head(inner, _RESNET)}" if kind == "resnets" else f"1.{inner}"
+
+
 def _unet_key(key: str, layers: int, attention_up: list[bool]) -> str:
     """diffusers UNet2DConditionModel key -> LDM ``UNetModel`` key."""
     fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
@@ -47,13 +52,12 @@ def _unet_key(key: str, layers: int, attention_up: list[bool]) -> str:
     if stage == "down_blocks":
         if kind == "downsamplers":
             return f"input_blocks.{(level + 1) * (layers + 1)}.0.op.{parts[-1]}"
-        block = 1 + level * (layers + 1) + int(parts[3])
-        return f"input_blocks.{block}.{0 if kind == 'resnets' else 1}.{_replace_head(inner, _RESNET) if kind == 'resnets' else inner}"
+        return f"input_blocks.{1 + level * (layers + 1) + int(parts[3])}.{_block_part(kind, inner)}"
     if kind == "upsamplers":
         position = 2 if attention_up[level] else 1
         return f"output_blocks.{level * (layers + 1) + layers}.{position}.conv.{parts[-1]}"
-    block = level * (layers + 1) + int(parts[3])  # up levels have one res block more
-    return f"output_blocks.{block}.{0 if kind == 'resnets' else 1}.{_replace_head(inner, _RESNET) if kind == 'resnets' else inner}"
+    # up levels have one res block more than down levels
+    return f"output_blocks.{level * (layers + 1) + int(parts[3])}.{_block_part(kind, inner)}"
 
 
 def _vae_key(key: str, levels: int) -> str:

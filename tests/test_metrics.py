@@ -23,6 +23,15 @@ from emotion_core.testing.critic_assets import write_test_critics
 LN7 = math.log(7.0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: on a busy machine thread synchronisation costs more than the ops."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 class PatchMeanCritic(EmotionCritic):
     """A critic whose GradCAM and probabilities are computable by hand.
 
@@ -119,8 +128,12 @@ def test_emotion_score_and_emoedit_metrics():
     assert emo_s(edits, source, "amusement").tolist() == pytest.approx([0.25, -0.15], abs=1e-6)
 
 
-def test_gradcam_layers_of_the_real_critics(tmp_path):
-    files = write_test_critics(tmp_path, TEST_FILES)
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_test_critics(tmp_path_factory.mktemp("critics"), TEST_FILES)
+
+
+def test_gradcam_layers_of_the_real_critics(files):
     image = torch.rand(1, 48, 40, 3, generator=torch.Generator().manual_seed(0))
     for role in ("critic_emoeditor", "critic_clip_b32", "critic_emoedit"):
         critic = load_critic(files[role])
@@ -144,8 +157,7 @@ def _save(path, array):
     return str(path)
 
 
-def test_score_against_source(tmp_path, capsys):
-    files = write_test_critics(tmp_path / "models", TEST_FILES)
+def test_score_against_source(files, tmp_path, capsys):
     rng = np.random.default_rng(0)
     source = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
     src = _save(tmp_path / "src.png", source)
@@ -164,8 +176,7 @@ def test_score_against_source(tmp_path, capsys):
     assert rows[1]["ssim"] < 0.5
 
 
-def test_score_against_needs_a_target(tmp_path, capsys):
-    files = write_test_critics(tmp_path / "models", TEST_FILES)
+def test_score_against_needs_a_target(files, tmp_path, capsys):
     image = _save(tmp_path / "a.png", np.zeros((16, 16, 3), dtype=np.uint8))
     assert main(["score", image, "--critic", str(files["critic_emoeditor"]), "--against", image]) == 2
     assert "--target" in capsys.readouterr().err

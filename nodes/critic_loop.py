@@ -23,7 +23,7 @@ import latent_preview
 
 from ..emotion_core.conditioning import emotion_delta, steer_conditioning
 from ..emotion_core.critic_loop import (
-    CUSTOM, EMOEDITOR, PRESETS, RULES, Candidates, LoopSettings, pass_steps, run_critic_loop,
+    CUSTOM, PRESETS, RULES, Candidates, LoopSettings, pass_steps, run_critic_loop,
 )
 from ..emotion_core.critic_loop.settings import DEFAULT_RULE, MAX_CANDIDATES_LIMIT, MAX_ITERATIONS_LIMIT
 from ..emotion_core.direction import EmotionDirection as Direction

@@ -16,7 +16,7 @@ from typing import Sequence
 from ..errors import InvalidInputError
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("rewrite", "score", "direction", "generate", "edit", "bank", "convert", "bench", "dev")
+COMMAND_MODULES = ("rewrite", "score", "direction", "generate", "edit", "bank", "train_dpo", "convert", "bench", "dev")
 
 log = logging.getLogger("emotion_director")
 

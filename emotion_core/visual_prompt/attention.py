@@ -61,7 +61,10 @@ class ImagePromptAttention:
         weight = self.injection.layer_weights[self.layer]
         if weight == 0.0 or not self.injection.active(extra_options):
             return out
-        return out.add_(self.image_attention(q, extra_options), alpha=weight)
+        image = self.image_attention(q, extra_options)
+        if out.requires_grad:  # training: the text attention's output is saved for its backward
+            return out + image * weight
+        return out.add_(image, alpha=weight)
 
     def image_attention(self, q: torch.Tensor, extra_options: Mapping) -> torch.Tensor:
         """``attn(q, K_ip, V_ip)`` with each batch chunk's own role; one call when the roles' token counts match."""

@@ -32,6 +32,8 @@ CHECKPOINT = "test_sd15_tiny.safetensors"
 EXAMPLE_IMAGE = "harbour.png"  # web/examples/harbour.png, copied into ComfyUI's input/ by the tests
 PROMPT = "a lighthouse on a cliff above the sea at dusk, wide shot"
 NEGATIVE = "blurry, low quality, text, watermark"
+# Room the web extension's emotion wheel / charts take below a node's widgets.
+WEB_EXTRA_HEIGHT = {"EmotionDirection": 260.0, "AgentPromptRewriter": 260.0, "EmotionCriticLoop": 420.0}
 
 
 class Graph:
@@ -178,7 +180,7 @@ def main() -> int:
     specs = {**pack, **{t: spec_from_v1(t, info, CORE_FILE_INPUTS.get(t)) for t, info in infos.items()}}
     (WORKFLOWS / "api").mkdir(parents=True, exist_ok=True)
     for name, graph in graphs.items():
-        ui = build_ui(graph.api, specs, graph.notes)
+        ui = build_ui(graph.api, specs, graph.notes, WEB_EXTRA_HEIGHT)
         ui["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emotion-director/workflows/{name}"))
         (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=1) + "\n")
         (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(graph.api, indent=1) + "\n")

@@ -296,8 +296,11 @@ def _depths(api: Mapping[str, dict]) -> dict[str, int]:
     return depth
 
 
-def build_ui(api: Mapping[str, dict], specs: Mapping[str, NodeSpec], notes: Mapping[str, str] | None = None) -> dict:
-    """A tidy UI workflow for an API prompt: columns by depth, links in input order.
+def build_ui(api: Mapping[str, dict], specs: Mapping[str, NodeSpec], notes: Mapping[str, str] | None = None,
+             extra_height: Mapping[str, float] | None = None) -> dict:
+    """A tidy UI workflow for an API prompt: columns by depth, links in input order, each
+    note above the column of the node it explains. ``extra_height`` reserves room for
+    node types whose web extension draws more than their widgets (the emotion wheel).
 
     Node ids must be integers as strings. Used to write the example workflows; the
     tests then check the written files in both directions.
@@ -313,8 +316,10 @@ def build_ui(api: Mapping[str, dict], specs: Mapping[str, NodeSpec], notes: Mapp
         for node_id in members:
             entry = api[node_id]
             spec = specs[entry["class_type"]]
-            height = 60 + 26 * (len(spec.widgets) + sum(w.extra_slots() for w in spec.widgets)
-                                + len([i for i in spec.inputs if not i.widget]))
+            rows = len(spec.widgets) + sum(w.extra_slots() for w in spec.widgets) + max(
+                len([i for i in spec.inputs if not i.widget]), len(spec.outputs))
+            multiline = sum(1 for w in spec.widgets if w.type == "STRING") * 40
+            height = 50 + 24 * rows + multiline + (extra_height or {}).get(entry["class_type"], 0)
             node = {
                 "id": int(node_id), "type": entry["class_type"], "pos": [60.0 + 360.0 * d, y],
                 "size": [320.0, float(height)], "flags": {}, "order": order.index(node_id), "mode": 0,
@@ -325,7 +330,7 @@ def build_ui(api: Mapping[str, dict], specs: Mapping[str, NodeSpec], notes: Mapp
             title = entry.get("_meta", {}).get("title")
             if title:
                 node["title"] = title
-            y += height + 40.0
+            y += height + 60.0
             nodes[node_id] = node
     links = []
     for node_id in sorted(api, key=int):
@@ -350,8 +355,8 @@ def build_ui(api: Mapping[str, dict], specs: Mapping[str, NodeSpec], notes: Mapp
         node["widgets_values"] = widget_values(spec, values, linked)
     ui_nodes = [nodes[node_id] for node_id in sorted(api, key=int)]
     for note_id, (anchor, text) in enumerate((notes or {}).items(), start=max(map(int, api)) + 1):
-        x, y = nodes[anchor]["pos"]
-        ui_nodes.append({"id": note_id, "type": "Note", "pos": [x, y - 200.0], "size": [320.0, 160.0], "flags": {},
+        x = nodes[anchor]["pos"][0]
+        ui_nodes.append({"id": note_id, "type": "Note", "pos": [x, -140.0], "size": [320.0, 160.0], "flags": {},
                          "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
                          "widgets_values": [text]})
     return {

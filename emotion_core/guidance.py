@@ -94,3 +94,41 @@ def check_visual_scale(visual_scale: float) -> None:
     low, high = VISUAL_SCALE_RANGE
     if not (low <= visual_scale <= high) or math.isnan(visual_scale):
         raise InvalidInputError(f"visual guidance scale must be between {low} and {high}, got {visual_scale}")
+
+
+def negative_visual_guidance(cfg: float, visual_scale: float, schedule: str = "constant"):
+    """The formula as a diffusers-pipeline guidance (``pipeline.sample``) over branches
+    ``[positive, uncond, negative visual]``; progress is step / (steps − 1), as in the sampler node."""
+    check_visual_scale(visual_scale)
+    schedule_factor(schedule, 0.0)  # an unknown schedule fails now, not at the first step
+
+    def guidance(outputs, step) -> torch.Tensor:
+        if len(outputs) != 3:
+            raise InvalidInputError(f"negative visual guidance combines 3 branches, got {len(outputs)}")
+        positive, uncond, negative_visual = outputs
+        progress = step.index / max(step.total - 1, 1)
+        return three_branch_guidance(positive, negative_visual, uncond, cfg,
+                                     visual_scale_at(schedule, visual_scale, progress))
+
+    return guidance
+
+
+# The negative visual branch's condition index (0 positive, 1 uncond, as in ComfyUI).
+NEGATIVE_VISUAL_INDEX = 2
+
+
+def pipeline_options() -> dict:
+    """Per-call options for visual prompt patches: condition 2 is the negative visual branch."""
+    from .visual_prompt import GUIDER_ROLES_OPTION, NEGATIVE_VISUAL
+
+    return {GUIDER_ROLES_OPTION: {NEGATIVE_VISUAL_INDEX: NEGATIVE_VISUAL}}
+
+
+def with_negative_visual(prompt, negative):
+    """``prompt`` (a VisualPrompt) with ``negative``'s positive tokens as its negative visual role."""
+    from .visual_prompt import NEGATIVE_VISUAL, POSITIVE, VisualPrompt
+
+    if (prompt.family, prompt.variant, prompt.cross_dim) != (negative.family, negative.variant, negative.cross_dim):
+        raise InvalidInputError("the negative visual prompt was made for another adapter than the visual prompt")
+    tokens = {**prompt.tokens, NEGATIVE_VISUAL: negative.tokens[POSITIVE]}
+    return VisualPrompt(tokens, prompt.family, prompt.variant, prompt.cross_dim, f"{prompt.source}|neg:{negative.source}")

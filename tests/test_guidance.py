@@ -70,3 +70,34 @@ def test_step_progress():
     assert step_progress(5.0, sigmas) == pytest.approx(1 / 3)  # a sub-step of step 1
     assert step_progress(3.0, None) == 0.0
     assert step_progress(3.0, torch.tensor([3.0, 0.0])) == 0.0
+
+
+def test_pipeline_guidance_uses_step_progress():
+    from emotion_core.guidance import negative_visual_guidance
+    from emotion_core.pipeline.guidance import StepInfo
+
+    p, u, nv = torch.ones(1, 4), torch.zeros(1, 4), torch.full((1, 4), 0.5)
+    guide = negative_visual_guidance(3.0, 2.0, "linear_decay")
+    first = guide([p, u, nv], StepInfo(0, 3, 999.0, 14.6))
+    last = guide([p, u, nv], StepInfo(2, 3, 1.0, 0.03))
+    assert torch.equal(first, three_branch_guidance(p, nv, u, 3.0, 2.0))
+    assert torch.equal(last, three_branch_guidance(p, nv, u, 3.0, 0.0))
+    with pytest.raises(InvalidInputError, match="3 branches"):
+        guide([p, u], StepInfo(0, 3, 999.0, 14.6))
+    with pytest.raises(InvalidInputError):
+        negative_visual_guidance(3.0, 2.0, "sideways")
+
+
+def test_with_negative_visual_adds_the_role():
+    from emotion_core.guidance import pipeline_options, with_negative_visual
+    from emotion_core.visual_prompt import GUIDER_ROLES_OPTION, NEGATIVE_VISUAL, VisualPrompt
+
+    a = VisualPrompt({"positive": torch.ones(4, 8), "negative": torch.zeros(4, 8)}, "sd15", "base", 8)
+    b = VisualPrompt({"positive": torch.full((8, 8), 2.0), "negative": torch.zeros(8, 8)}, "sd15", "base", 8)
+    combined = with_negative_visual(a, b)
+    assert torch.equal(combined.tokens[NEGATIVE_VISUAL], b.tokens["positive"])
+    assert torch.equal(combined.tokens["positive"], a.tokens["positive"])
+    assert pipeline_options() == {GUIDER_ROLES_OPTION: {2: NEGATIVE_VISUAL}}
+    with pytest.raises(InvalidInputError, match="another adapter"):
+        with_negative_visual(a, VisualPrompt({"positive": torch.ones(4, 16), "negative": torch.ones(4, 16)}, "sd15",
+                                             "plus", 16))

@@ -114,6 +114,22 @@ def test_init_image_is_resized_to_the_requested_size(capsys, assets, images, tmp
         assert image.size == (32, 24)
 
 
+def test_emotion_strength_steers_the_prompt(capsys, assets, tmp_path):
+    """Strength 0 is the plain prompt; a strength moves the image, more for more; the
+    emotion itself matters (same seed, same prompt)."""
+    pixels = {}
+    for name, emotion, strength in (("off", "awe", "0"), ("awe", "awe", "1"), ("awe2", "awe", "2"),
+                                    ("fear", "fear", "1")):
+        code, _, err = run(capsys, *_base(assets, tmp_path / f"{name}.png", "--emotion", emotion,
+                                          "--strength", strength, "--cfg", "3"))
+        assert code == 0, err
+        pixels[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), dtype=np.float32)
+        assert _png_metadata(tmp_path / f"{name}.png")["strength"] == float(strength)
+    moved = {name: np.abs(pixels[name] - pixels["off"]).mean() for name in ("awe", "awe2", "fear")}
+    assert 0 < moved["awe"] < moved["awe2"]
+    assert np.abs(pixels["awe"] - pixels["fear"]).mean() > 0
+
+
 def test_visual_prompt_argument_parsing():
     assert VisualPromptArg.parse("a.png:0.3") == VisualPromptArg.parse("a.png:.3")
     assert VisualPromptArg.parse("a.png").weight == 1.0
@@ -135,6 +151,7 @@ def test_visual_prompt_argument_parsing():
     (["--adapter", "a.safetensors"], "only used with --visual-prompt"),
     (["--prompt", "  "], "--prompt is empty"),
     (["--scheduler", "lms"], "invalid choice"),
+    (["--strength", "2.5"], "strength must be between 0.0 and 2.0"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, assets, tmp_path, extra, needle):
     code, stdout, err = run(capsys, *_base(assets, tmp_path / "x.png"), *extra)

@@ -77,6 +77,9 @@ def register(commands) -> None:
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="diffusers pipeline folder, or an original-layout SD1.5 .safetensors checkpoint")
     parser.add_argument("--emotion", required=True, help="target emotion (one of the eight Mikels emotions)")
+    parser.add_argument("--strength", type=_finite_float, default=1.0,
+                        help="how strongly the emotion steers the text conditioning, 0..2 (0 = off; default 1); "
+                        "the same training-free steering as the Emotion Conditioning node")
     parser.add_argument("--prompt", required=True, help="text prompt")
     parser.add_argument("--negative-prompt", default="", help="negative prompt (default: empty)")
     parser.add_argument("--visual-prompt", action="extend", nargs="+", default=[], type=VisualPromptArg.parse,
@@ -123,7 +126,10 @@ def _check_inputs(args: argparse.Namespace) -> None:
     from ..taxonomy import parse_emotion
     from ..visual_prompt.schedule import check_weight
 
+    from ..direction import make_direction
+
     args.emotion = parse_emotion(args.emotion)
+    make_direction(args.emotion, args.strength)  # a clear error for a strength outside [0, 2]
     if not args.prompt.strip():
         raise InvalidInputError("--prompt is empty")
     _check_size("width", args.width)
@@ -260,7 +266,7 @@ def _visual_prompts(args: argparse.Namespace):
 
 def _metadata(args: argparse.Namespace, seed: int) -> dict:
     meta = {
-        "emotion": args.emotion, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "seed": seed,
+        "emotion": args.emotion, "strength": args.strength, "prompt": args.prompt, "negative_prompt": args.negative_prompt, "seed": seed,
         "steps": args.steps, "cfg": args.cfg, "width": args.width, "height": args.height,
         "scheduler": args.scheduler_class, "model": Path(args.model).name,
     }
@@ -274,10 +280,22 @@ def _metadata(args: argparse.Namespace, seed: int) -> dict:
     return meta
 
 
+def steer_prompt(pipe, tokens, emotion: str, strength: float):
+    """The prompt's hidden states moved along the emotion's direction in the pipeline's own
+    text encoder space (``emotion_core.conditioning``, shared with the ComfyUI node)."""
+    from ..conditioning import Encoded, apply_delta, emotion_delta
+    from ..direction import make_direction
+    from ..pipeline import encode_prompts
+
+    delta = emotion_delta(lambda text: Encoded(encode_prompts(pipe, [text])[0]), make_direction(emotion, strength))
+    return tokens if delta is None else apply_delta(tokens, None, delta)[0]
+
+
 def _generate(pipe, args: argparse.Namespace, init_image, patches, paths: list[Path]) -> Iterator[dict]:
     from ..pipeline import cfg_guidance, encode_prompts, sample
 
     branches = encode_prompts(pipe, [args.prompt, args.negative_prompt])
+    branches[0] = steer_prompt(pipe, branches[0], args.emotion, args.strength)
     result = sample(pipe, branches, cfg_guidance(args.cfg), seed=args.seed, steps=args.steps, width=args.width,
                     height=args.height, batch=args.batch, init_image=init_image, denoise=args.denoise,
                     patches=patches)

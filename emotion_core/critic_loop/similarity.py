@@ -23,8 +23,12 @@ def gray_levels(images: torch.Tensor, name: str) -> torch.Tensor:
     """IMAGE -> ``[B,224,224]`` float64 grayscale 8-bit levels (ITU-R 601 luma).
 
     Luma before the resize (both are linear, and the resize's weights are non-negative,
-    so the order does not matter) resizes one channel instead of three."""
-    pixels = to_nchw(images, name)
+    so the order does not matter) resizes one channel instead of three. A float RGB batch
+    (what the loop passes, already checked) skips the second full validation."""
+    if images.ndim == 4 and images.shape[-1] == 3 and images.dtype == torch.float32:
+        pixels = images.permute(0, 3, 1, 2).clamp(0.0, 1.0)
+    else:
+        pixels = to_nchw(images, name)
     weights = torch.tensor(_LUMA, dtype=pixels.dtype).view(1, 3, 1, 1)
     luma = resize_exact((pixels * weights).sum(dim=1, keepdim=True), EMOEDITOR_SIZE)[:, 0]
     return (luma * 255.0).round().clamp(0, 255).double()

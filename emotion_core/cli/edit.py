@@ -110,16 +110,18 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def edit(pipe, critic, source, target, settings, args: argparse.Namespace):
-    """Run the loop on ``pipe``: every pass SDEdits the image being edited at the drawn denoise."""
+    """Run the loop on ``pipe``: every pass SDEdits the image being edited at the drawn denoise
+    (the source is VAE-encoded once; a chained pass starts from the candidate's latents)."""
     import sys
 
     from tqdm import tqdm
 
     from ..conditioning import Encoded, apply_delta, emotion_delta
     from ..critic_loop import Candidates, run_critic_loop
-    from ..pipeline import cfg_guidance, encode_prompts, sample
+    from ..pipeline import cfg_guidance, encode_image, encode_prompts, sample
 
     positive, negative = encode_prompts(pipe, [args.prompt, args.negative_prompt])
+    source_latents = encode_image(pipe, source)  # once; chained passes start from a candidate's own latents
 
     def encode(text: str) -> Encoded:
         return Encoded(encode_prompts(pipe, [text])[0])
@@ -133,8 +135,8 @@ def edit(pipe, critic, source, target, settings, args: argparse.Namespace):
 
     def generate(seeds, denoise, state):
         result = sample(pipe, [state.conditioning, negative], cfg_guidance(args.cfg), seed=seeds[0], steps=args.steps,
-                        width=width, height=height, batch=len(seeds), init_image=state.base_image, denoise=denoise,
-                        progress=False)
+                        width=width, height=height, batch=len(seeds), denoise=denoise, progress=False,
+                        init_latents=source_latents if state.base_latent is None else state.base_latent)
         bar.update(1)
         return Candidates(result.images, result.latents)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InvalidInputError
+from ..guidance import SCHEDULES as GUIDANCE_SCHEDULES
 from . import add_json_flag
 from .score import positive_int
 
@@ -88,6 +89,14 @@ def register(commands) -> None:
     parser.add_argument("--adapter", metavar="FILE", help="IP-Adapter-layout adapter file (with --visual-prompt)")
     parser.add_argument("--image-encoder", metavar="DIR",
                         help="CLIPVisionModelWithProjection folder the adapter was trained with (with --visual-prompt)")
+    parser.add_argument("--negative-visual-prompt", action="extend", nargs="+", default=[], type=Path, metavar="IMG",
+                        help="image(s) of another emotion to guide away from under the same text (three-branch "
+                        "negative visual guidance: eps_u + cfg*(eps_p - eps_u) + s_v*(eps_p - eps_nv)); needs "
+                        "--visual-prompt")
+    parser.add_argument("--visual-guidance", type=_finite_float, default=2.0,
+                        help="visual guidance scale s_v 0..30 with --negative-visual-prompt (default 2)")
+    parser.add_argument("--visual-guidance-schedule", choices=tuple(GUIDANCE_SCHEDULES), default="constant",
+                        help="s_v over the steps (default constant)")
     parser.add_argument("--visual-weight", type=_finite_float, default=1.0,
                         help="visual prompt strength 0..2 (default 1)")
     parser.add_argument("--visual-schedule", default="uniform",
@@ -161,8 +170,17 @@ def _check_inputs(args: argparse.Namespace) -> None:
                 raise InvalidInputError(f"visual prompt image not found: {item.path}")
             check_weight(item.weight, f"weight of {item.path.name}")
             check_weight(item.weight * args.visual_weight, f"{item.path.name} weight x --visual-weight")
+        for path in args.negative_visual_prompt:
+            if not path.is_file():
+                raise InvalidInputError(f"negative visual prompt image not found: {path}")
+        if args.negative_visual_prompt:
+            from ..guidance import check_visual_scale
+
+            check_visual_scale(args.visual_guidance)
     elif args.adapter is not None or args.image_encoder is not None:
         raise InvalidInputError("--adapter/--image-encoder are only used with --visual-prompt IMG")
+    elif args.negative_visual_prompt:
+        raise InvalidInputError("--negative-visual-prompt needs --visual-prompt IMG (and --adapter, --image-encoder)")
 
 
 def output_paths(out: Path, emotion: str, seeds: list[int]) -> list[Path]:
@@ -261,7 +279,14 @@ def _visual_prompts(args: argparse.Namespace):
     adapter = load_adapter(args.adapter)
     encoder = load_image_encoder(args.image_encoder, device=args.device)
     images = [(load_image(item.path), item.weight * args.visual_weight) for item in args.visual_prompt]
-    return adapter, visual_prompts_from_images(adapter, encoder, images)
+    prompts = visual_prompts_from_images(adapter, encoder, images)
+    if args.negative_visual_prompt:  # every visual prompt's negative_visual role: the third branch's tokens
+        from ..guidance import with_negative_visual
+
+        negative = visual_prompts_from_images(adapter, encoder, [(load_image(p), 1.0)
+                                                                 for p in args.negative_visual_prompt])[0][0]
+        prompts = [(with_negative_visual(prompt, negative), weight) for prompt, weight in prompts]
+    return adapter, prompts
 
 
 def _metadata(args: argparse.Namespace, seed: int) -> dict:
@@ -276,6 +301,9 @@ def _metadata(args: argparse.Namespace, seed: int) -> dict:
         meta.update(visual_prompts=[{"image": item.path.name, "weight": item.weight} for item in args.visual_prompt],
                     visual_weight=args.visual_weight, visual_schedule=args.visual_schedule,
                     adapter=Path(args.adapter).name, image_encoder=Path(args.image_encoder).name)
+    if args.negative_visual_prompt:
+        meta.update(negative_visual_prompts=[p.name for p in args.negative_visual_prompt],
+                    visual_guidance=args.visual_guidance, visual_guidance_schedule=args.visual_guidance_schedule)
     meta["generator"] = "emotion-director generate"
     return meta
 
@@ -296,9 +324,16 @@ def _generate(pipe, args: argparse.Namespace, init_image, patches, paths: list[P
 
     branches = encode_prompts(pipe, [args.prompt, args.negative_prompt])
     branches[0] = steer_prompt(pipe, branches[0], args.emotion, args.strength)
-    result = sample(pipe, branches, cfg_guidance(args.cfg), seed=args.seed, steps=args.steps, width=args.width,
+    guidance, extra = cfg_guidance(args.cfg), {}
+    if args.negative_visual_prompt:  # third branch: the same (steered) text, the negative visual prompt's tokens
+        from ..guidance import NEGATIVE_VISUAL_INDEX, negative_visual_guidance, pipeline_options
+
+        guidance = negative_visual_guidance(args.cfg, args.visual_guidance, args.visual_guidance_schedule)
+        branches.append(branches[0])
+        extra = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": pipeline_options()}
+    result = sample(pipe, branches, guidance, seed=args.seed, steps=args.steps, width=args.width,
                     height=args.height, batch=args.batch, init_image=init_image, denoise=args.denoise,
-                    patches=patches)
+                    patches=patches, **extra)
     for image, seed, path in zip(result.images, result.seeds, paths):
         meta = _metadata(args, seed)
         write_png(image, path, meta, args.overwrite)

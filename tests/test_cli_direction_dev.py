@@ -6,7 +6,7 @@ from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.taxonomy import EMOTIONS
-from emotion_core.testing.assets import TEST_FILES
+from emotion_core.testing.assets import CHECKPOINT_ROLES, TEST_FILES
 
 
 def run(capsys, *argv):
@@ -54,7 +54,7 @@ def test_make_test_models_writes_every_format(capsys, tmp_path):
     assert code == 0
     files = json.loads(out)["files"]
     for role, rel in TEST_FILES.items():
-        if role in ("checkpoint", "clip_vision"):
+        if role in CHECKPOINT_ROLES:
             assert role not in files  # only with --with-checkpoint
             continue
         assert (tmp_path / "models" / rel).is_file(), role

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from emotion_core.testing.assets import TEST_FILES
-from emotion_core.testing.bank_assets import write_test_bank
 from test_visual_prompt_nodes import (  # noqa: F401 - fixtures shared with the injector tests
     TINY_LAYER_DIMS,
     adapter_for,
@@ -17,13 +16,12 @@ from test_visual_prompt_nodes import (  # noqa: F401 - fixtures shared with the 
     tiny_patcher,
 )
 
-BANK = "test_emotion_bank.safetensors"
-NAMES = {**TEST_FILES, "bank": f"emotion_banks/{BANK}"}
+BANK = TEST_FILES["bank"].split("/", 1)[1]
 
 
 @pytest.fixture(scope="module")
 def bank_node(pack, comfy_models_dir):
-    write_test_bank(comfy_models_dir, NAMES)
+    assert (comfy_models_dir / TEST_FILES["bank"]).is_file()  # make_test_models writes it
     from emotion_director_pack.nodes import prompt_bank
 
     (node,) = prompt_bank.NODES
@@ -60,8 +58,8 @@ def test_text_retrieves_the_nearest_cluster(bank_node, test_adapter, comfy_model
     from emotion_director_pack.emotion_core.bank.encoders import load_text_encoder
     from emotion_director_pack.emotion_core.visual_prompt import ProjectedPrompt
 
-    bank = load_bank(comfy_models_dir / NAMES["bank"])
-    query = load_text_encoder(comfy_models_dir / NAMES["critic_clip_b32"])(["a lonely lighthouse"])[0]
+    bank = load_bank(comfy_models_dir / TEST_FILES["bank"])
+    query = load_text_encoder(comfy_models_dir / TEST_FILES["critic_clip_b32"])(["a lonely lighthouse"])[0]
     nearest = int((bank.text_centres["fear"] @ query).argmax())
     prompt = run_bank(bank_node, test_adapter, emotion="Fear", text=" a lonely lighthouse ")
     expected = test_adapter.project(bank.visual_centres["fear"][nearest:nearest + 1])[0]
@@ -97,7 +95,7 @@ def test_errors(bank_node, test_adapter, comfy_models_dir):
     corrupt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     with pytest.raises(errors().ModelFormatError, match="corrupt.safetensors"):
         run_bank(bank_node, test_adapter, bank_name="corrupt.safetensors")
-    bank = load_bank(comfy_models_dir / NAMES["bank"])
+    bank = load_bank(comfy_models_dir / TEST_FILES["bank"])
     meta = {**bank.metadata, "text_encoder": {"kind": "open_clip", "file": "gone.safetensors", "dim": bank.text_dim}}
     save_bank(PromptBank(bank.text_centres, bank.visual_centres, bank.counts, bank.text_probe, meta),
               comfy_models_dir / "emotion_banks" / "orphan.safetensors")

@@ -18,10 +18,13 @@ TEST_FILES: dict[str, str] = {
     "emotion_encoder": "emotion_encoder/test_emoeditor_encoder.safetensors",
     "adapter_sd15": "ipadapter/test_ip_adapter_sd15.safetensors",
     "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors",
+    "bank": "emotion_banks/test_emotion_bank.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
     "unet_ip2p": "diffusion_models/test_sd15_ip2p_unet.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
 }
+# Written only with ``with_checkpoint`` (large: full-size SD1.5 text encoder/VAE, ViT-H).
+CHECKPOINT_ROLES = ("checkpoint", "unet_ip2p", "clip_vision")
 
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
@@ -29,6 +32,7 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
     """Write the tiny models; returns role -> written path. Deterministic for a seed.
     ``with_diffusers`` adds the tiny diffusers pipeline (``diffusers_assets``; imports diffusers)."""
     from .adapter_assets import write_test_adapters
+    from .bank_assets import write_test_bank
     from .critic_assets import write_test_critics
     from .encoder_assets import write_test_encoder
 
@@ -37,6 +41,7 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
     written.update(write_test_critics(models_dir, TEST_FILES, seed=seed))
     written.update(write_test_encoder(models_dir, TEST_FILES, seed=seed))
     written.update(write_test_adapters(models_dir, TEST_FILES, seed=seed))
+    written.update(write_test_bank(models_dir, TEST_FILES, seed=seed))  # after the critics: reads the CLIP B/32
     if with_checkpoint:
         from .checkpoint import write_test_checkpoint
 

@@ -3,7 +3,7 @@
 // Emotion Critic Loop. The plain widgets stay the source of truth (saved in the workflow);
 // the wheel only reads and writes them, so graphs work the same without this file.
 
-import { app } from "../../scripts/app.js";
+import { app } from "../../../scripts/app.js";
 import { parseBlend, pointToSelection, setBlendWeight, snapToStep, strengthRange } from "./emotion_wheel_math.js";
 import { directionReport, loopReport } from "./emotion_ui_data.js";
 import { DEFAULT_THEME, drawBars, drawLoopChart, drawWheel } from "./emotion_draw.js";
@@ -15,9 +15,9 @@ export const NODE_WIDGETS = Object.freeze({
   EmotionCriticLoop: { emotion: "target_emotion", overriddenBy: "direction", panel: "loop" },
 });
 
-const WHEEL_HEIGHT = 190;
+const WHEEL_HEIGHT = 200;
 const PANELS = {
-  direction: { name: "emotion_source", height: 118, parse: directionReport, draw: drawBars },
+  direction: { name: "emotion_source", height: 130, parse: directionReport, draw: drawBars },
   loop: { name: "emotion_loop_chart", height: 130, parse: loopReport, draw: drawLoopChart },
 };
 const MIN_NODE_WIDTH = 320;

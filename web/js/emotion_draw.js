@@ -59,7 +59,7 @@ export function drawWheel(ctx, width, height, state, theme = DEFAULT_THEME) {
     ctx.moveTo(cx, cy);
     ctx.arc(cx, cy, radius, -(i + 1) * SECTOR, -i * SECTOR);
     ctx.closePath();
-    ctx.globalAlpha = 0.22 + 0.6 * Math.min(1, weightOf(e));
+    ctx.globalAlpha = 0.35 + 0.55 * Math.min(1, weightOf(e));
     ctx.fillStyle = EMOTION_COLOURS[e];
     ctx.fill();
   });

@@ -1,9 +1,33 @@
 // Parsing the nodes' `ui` outputs: `node --test web/tests/`.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { EMOTIONS } from "../js/emotion_wheel_math.js";
 import { bestPerPass, directionReport, loopReport } from "../js/emotion_ui_data.js";
+
+// `ui` outputs captured from real ComfyUI runs of the nodes (random-weight test models).
+const fixture = (name) => JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"));
+
+test("a real Emotion Direction run with a source image parses into 8 bars summing to 1", () => {
+  const report = directionReport(fixture("emotion_direction_ui.json"));
+  assert.equal(report.target, "sadness");
+  assert.equal(report.source.length, 8);
+  assert.ok(Math.abs(report.source.reduce((sum, s) => sum + s.p, 0) - 1) < 1e-6);
+});
+
+test("a real Emotion Critic Loop run parses pass by pass with its best candidate", () => {
+  const message = fixture("critic_loop_ui.json");
+  const report = loopReport(message);
+  const summary = message.emotion_loop_summary[0];
+  assert.equal(report.passes.length, summary.passes);
+  assert.equal(report.target, summary.target);
+  assert.equal(report.best.index, summary.best);
+  assert.equal(report.stopped, summary.stopped);
+  for (const pass of report.passes) {
+    for (const c of pass.candidates) assert.ok(c.p !== null && c.ssim !== null, JSON.stringify(c));
+  }
+});
 
 const source = Object.fromEntries(EMOTIONS.map((e, i) => [e, (i + 1) / 36]));
 

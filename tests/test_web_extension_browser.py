@@ -199,6 +199,14 @@ def test_wheel_clicks_and_drags_set_the_widgets(browser):
     _click_wheel(page, box, awe, 25)  # a plain click picks one emotion again: the blend is cleared
     assert page.evaluate(WIDGET_VALUES, node_id)[::2] == ["awe", ""]
 
+    page.wait_for_timeout(300)
+    values = page.evaluate(WIDGET_VALUES, node_id)
+    _click_wheel(page, box, sadness, 50)
+    assert page.evaluate(WIDGET_VALUES, node_id) != values
+    page.keyboard.press("Control+z")  # a wheel click is one undo step of ComfyUI's change tracker
+    page.wait_for_timeout(500)
+    assert page.evaluate(WIDGET_VALUES, node_id) == values
+
     before = page.evaluate(CANVAS_PIXELS, [node_id, "emotion_wheel"])
     page.evaluate("(id) => { window.app.graph.getNodeById(id).widgets[1].value = 1.5; }", node_id)
     _redraw(page)

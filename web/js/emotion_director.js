@@ -4,7 +4,7 @@
 // the wheel only reads and writes them, so graphs work the same without this file.
 
 import { app } from "../../../scripts/app.js";
-import { parseBlend, pointToSelection, setBlendWeight, snapToStep, strengthRange } from "./emotion_wheel_math.js";
+import { blendWeightAt, parseBlend, pointToSelection, setBlendWeight, strengthRange } from "./emotion_wheel_math.js";
 import { directionReport, loopReport } from "./emotion_ui_data.js";
 import { DEFAULT_THEME, drawBars, drawLoopChart, drawWheel } from "./emotion_draw.js";
 
@@ -21,9 +21,9 @@ const PANELS = {
   loop: { name: "emotion_loop_chart", height: 130, parse: loopReport, draw: drawLoopChart },
 };
 const MIN_NODE_WIDTH = 320;
-const BLEND_WEIGHT_GRID = { min: 0, max: 1, step: 0.05 };
 const WHEEL_HELP = "Click or drag: the angle picks the emotion, the distance from the centre sets the strength. "
-  + "Shift+click (Emotion Direction): add the emotion to the blend, weighted by distance.";
+  + "Shift+click (Emotion Direction): add the emotion to the blend, weighted by distance; "
+  + "inside the first ring it is removed.";
 
 const findWidget = (node, name) => (name ? node.widgets?.find((w) => w.name === name) : undefined);
 const isLinked = (node, name) => (name ? node.inputs?.some((i) => i.name === name && i.link != null) : false);
@@ -107,6 +107,7 @@ function addWheel(node, spec) {
   canvas.title = WHEEL_HELP;
   canvas.style.cursor = "crosshair";
   canvas.style.touchAction = "none";
+  canvas.style.userSelect = "none";
   let geometry = null;
   let dragging = false;
 
@@ -126,7 +127,7 @@ function addWheel(node, spec) {
     const selection = pointToSelection(x, y, geometry.radius, state.range);
     if (event.shiftKey && state.blendWidget) {
       if (!selection.emotion) return;
-      const text = setBlendWeight(state.blendWidget.value, selection.emotion, snapToStep(selection.fraction, BLEND_WEIGHT_GRID));
+      const text = setBlendWeight(state.blendWidget.value, selection.emotion, blendWeightAt(selection.fraction));
       if (text !== null) setWidgetValue(node, state.blendWidget, text);
     } else {
       if (selection.emotion) setWidgetValue(node, state.emotionWidget, selection.emotion);
@@ -138,8 +139,7 @@ function addWheel(node, spec) {
   };
 
   canvas.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
-    event.preventDefault();
+    if (event.button !== 0) return; // no preventDefault: the mouseup it would suppress records undo
     dragging = true;
     canvas.setPointerCapture?.(event.pointerId);
     apply(event);

@@ -99,6 +99,14 @@ export function selectionToPoint(emotion, strength, radius, range = null) {
   return { x: distance * Math.cos(angle), y: -distance * Math.sin(angle) };
 }
 
+/** Inside this fraction of the radius a shift+click removes the emotion from the blend. */
+export const BLEND_REMOVE_ZONE = 0.25;
+
+/** Distance from the centre (0..1) -> blend weight on a 0.05 grid; 0 (remove) near the centre. */
+export function blendWeightAt(fraction) {
+  return fraction < BLEND_REMOVE_ZONE ? 0 : snapToStep(fraction, { min: 0, max: 1, step: 0.05 });
+}
+
 /**
  * Parse blend text the way the node does (`"awe:0.7, contentment:0.3"`, a bare name weighs 1,
  * repeated names add up). Returns `{weights, normalised}` (weights as typed; normalised sums

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  CENTRE_DEADZONE, EMOTIONS, WHEEL_ORDER, angleToEmotion, distanceToStrength, emotionAngle, formatBlend, isPositive,
+  BLEND_REMOVE_ZONE, CENTRE_DEADZONE, EMOTIONS, blendWeightAt, WHEEL_ORDER, angleToEmotion, distanceToStrength, emotionAngle, formatBlend, isPositive,
   parseBlend, pointToSelection, selectionToPoint, setBlendWeight, snapToStep, strengthRange, strengthToDistance,
 } from "../js/emotion_wheel_math.js";
 
@@ -108,4 +108,13 @@ test("blend weights are set, replaced and removed; refused text is left alone", 
   assert.equal(setBlendWeight("joy:1", "awe", 1), null);
   assert.throws(() => setBlendWeight("", "joy", 1), /unknown emotion/);
   assert.equal(formatBlend({ fear: 1 / 3, amusement: 0 }), "fear:0.3333");
+});
+
+test("shift+click weights: the distance on a 0.05 grid, removal inside the first ring", () => {
+  assert.ok(BLEND_REMOVE_ZONE > CENTRE_DEADZONE, "the removal ring must be reachable outside the dead zone");
+  assert.equal(blendWeightAt(0.1), 0);
+  assert.equal(blendWeightAt(BLEND_REMOVE_ZONE), 0.25);
+  assert.equal(blendWeightAt(0.62), 0.6);
+  assert.equal(blendWeightAt(1), 1);
+  assert.equal(setBlendWeight("awe:0.5, fear:1", "fear", blendWeightAt(0.1)), "awe:0.5");
 });

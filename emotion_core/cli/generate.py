@@ -6,6 +6,12 @@ overwritten without ``--overwrite`` and appear only complete (written beside
 the target, then linked into place). Each PNG carries the run's settings as
 JSON in the ``emotion_director`` text chunk (file names only, never paths or
 secrets); ``--json`` prints the same object plus the image path, one per image.
+
+``--critic-loop`` runs the Emotion Critic Loop (Iterative Emotion Inference, shared with
+``edit``: ``loop_common``) instead of one sampling call: the first pass is plain
+text-to-image (or an SDEdit of ``--init-image``, judged with SSIM against it), an accepted
+candidate is refined by SDEdit passes along the re-estimated direction, and the best
+candidate is written with the loop's outcome in its metadata.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from typing import Iterator
 from ..errors import InvalidInputError
 from ..guidance import SCHEDULES as GUIDANCE_SCHEDULES
 from . import add_json_flag
+from .loop_common import (add_loop_arguments, loop_options_given, loop_settings, loop_summary, refuse_existing,
+                          run_pipeline_loop, write_report)
 from .score import positive_int
 
 log = logging.getLogger(__name__)
@@ -121,6 +129,12 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, metavar="PATH_OR_DIR",
                         help="a .png file (batch > 1: STEM_SEED.png next to it) or a folder (EMOTION_SEED.png)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    loop = parser.add_argument_group(
+        "critic loop", "--critic-loop: generate, judge with --critic, refine the accepted candidate, keep the best "
+        "(one image, named with --seed in a folder --out); passes at denoise d run int(steps*d) steps")
+    loop.add_argument("--critic-loop", action="store_true",
+                      help="run the Emotion Critic Loop (Iterative Emotion Inference) instead of one sampling call")
+    add_loop_arguments(loop, critic_required=False)
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -147,15 +161,19 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--cfg must be >= 0, got {args.cfg}")
     if not Path(args.model).exists():
         raise InvalidInputError(f"--model not found: {args.model}")
+    if args.critic_loop:
+        _check_loop_inputs(args)
+    elif loop_options_given(args):
+        raise InvalidInputError(f"{loop_options_given(args)[0]} is only used with --critic-loop")
     if args.init_image is None:
         if args.denoise is not None:
             raise InvalidInputError("--denoise needs --init-image")
-        args.denoise = 1.0
+        args.denoise = None if args.critic_loop else 1.0
     else:
         if not Path(args.init_image).is_file():
             raise InvalidInputError(f"--init-image not found: {args.init_image}")
-        args.denoise = DEFAULT_IMG2IMG_DENOISE if args.denoise is None else args.denoise
-        if not 0.0 <= args.denoise <= 1.0:
+        args.denoise = DEFAULT_IMG2IMG_DENOISE if args.denoise is None and not args.critic_loop else args.denoise
+        if args.denoise is not None and not 0.0 <= args.denoise <= 1.0:
             raise InvalidInputError(f"--denoise must be between 0 and 1, got {args.denoise}")
     if args.visual_prompt:
         if args.adapter is None or args.image_encoder is None:
@@ -181,6 +199,19 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise InvalidInputError("--adapter/--image-encoder are only used with --visual-prompt IMG")
     elif args.negative_visual_prompt:
         raise InvalidInputError("--negative-visual-prompt needs --visual-prompt IMG (and --adapter, --image-encoder)")
+
+
+def _check_loop_inputs(args: argparse.Namespace) -> None:
+    if args.critic is None:
+        raise InvalidInputError("--critic-loop needs --critic FILE (the emotion critic that judges each pass)")
+    if not Path(args.critic).is_file():
+        raise InvalidInputError(f"--critic not found: {args.critic}")
+    if args.batch != 1:
+        raise InvalidInputError("--critic-loop writes one image: use --candidates N (per pass), not --batch")
+    if args.denoise is not None:
+        raise InvalidInputError("--critic-loop draws each pass's denoise from --denoise-min..--denoise-max; "
+                                "drop --denoise")
+    args.loop_settings = loop_settings(args)
 
 
 def output_paths(out: Path, emotion: str, seeds: list[int]) -> list[Path]:
@@ -246,16 +277,19 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
         args.height, args.width = init_image.shape[1:3]
     seeds = [args.seed + k for k in range(args.batch)]
     paths = output_paths(Path(args.out), args.emotion, seeds)
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not args.overwrite:
-        raise InvalidInputError(f"{existing[0]} exists; pass --overwrite to replace it")
+    refuse_existing(paths + ([Path(args.report)] if args.report else []), args.overwrite)
 
     import torch
 
     from ..pipeline import load_pipeline, use_scheduler
 
     dtype = torch.float16 if str(args.device).startswith("cuda") else torch.float32
-    # the adapter and image encoder are smaller than the model: their errors come first
+    # the critic, adapter and image encoder are smaller than the model: their errors come first
+    critic = None
+    if args.critic_loop:
+        from ..critics import load_critic
+
+        critic = load_critic(args.critic, device=args.device)
     visual = _visual_prompts(args) if args.visual_prompt else None
     pipe = load_pipeline(args.model, device=args.device, dtype=dtype)
     args.scheduler_class = use_scheduler(pipe, args.scheduler)
@@ -267,6 +301,8 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
 
         adapter, prompts = visual
         patches = visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
+    if critic is not None:
+        return [_critic_loop(pipe, critic, args, init_image, patches, paths[0])]
     return _generate(pipe, args, init_image, patches, paths)
 
 
@@ -296,7 +332,9 @@ def _metadata(args: argparse.Namespace, seed: int) -> dict:
         "scheduler": args.scheduler_class, "model": Path(args.model).name,
     }
     if args.init_image:
-        meta.update(init_image=Path(args.init_image).name, denoise=args.denoise)
+        meta["init_image"] = Path(args.init_image).name
+        if args.denoise is not None:  # with --critic-loop each pass draws its own (see "critic_loop")
+            meta["denoise"] = args.denoise
     if args.visual_prompt:
         meta.update(visual_prompts=[{"image": item.path.name, "weight": item.weight} for item in args.visual_prompt],
                     visual_weight=args.visual_weight, visual_schedule=args.visual_schedule,
@@ -308,34 +346,61 @@ def _metadata(args: argparse.Namespace, seed: int) -> dict:
     return meta
 
 
-def steer_prompt(pipe, tokens, emotion: str, strength: float):
-    """The prompt's hidden states moved along the emotion's direction in the pipeline's own
-    text encoder space (``emotion_core.conditioning``, shared with the ComfyUI node)."""
+def steer_prompt(pipe, tokens, direction):
+    """The prompt's hidden states moved along ``direction`` (an ``EmotionDirection``) in the
+    pipeline's own text encoder space (``emotion_core.conditioning``, shared with the ComfyUI node)."""
     from ..conditioning import Encoded, apply_delta, emotion_delta
-    from ..direction import make_direction
     from ..pipeline import encode_prompts
 
-    delta = emotion_delta(lambda text: Encoded(encode_prompts(pipe, [text])[0]), make_direction(emotion, strength))
+    delta = emotion_delta(lambda text: Encoded(encode_prompts(pipe, [text])[0]), direction)
     return tokens if delta is None else apply_delta(tokens, None, delta)[0]
 
 
+def _sampling(pipe, args: argparse.Namespace):
+    """``(positive, branches, guidance, options)``: the prompt's embeddings, ``branches(steered)`` -> the
+    branch list for ``sample``, the guidance combining them and the other ``sample`` options."""
+    from ..pipeline import cfg_guidance, encode_prompts
+
+    positive, negative = encode_prompts(pipe, [args.prompt, args.negative_prompt])
+    if not args.negative_visual_prompt:
+        return positive, lambda steered: [steered, negative], cfg_guidance(args.cfg), {}
+    # third branch: the same (steered) text, the negative visual prompt's tokens
+    from ..guidance import NEGATIVE_VISUAL_INDEX, negative_visual_guidance, pipeline_options
+
+    guidance = negative_visual_guidance(args.cfg, args.visual_guidance, args.visual_guidance_schedule)
+    options = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": pipeline_options()}
+    return positive, lambda steered: [steered, negative, steered], guidance, options
+
+
 def _generate(pipe, args: argparse.Namespace, init_image, patches, paths: list[Path]) -> Iterator[dict]:
-    from ..pipeline import cfg_guidance, encode_prompts, sample
+    from ..direction import make_direction
+    from ..pipeline import sample
 
-    branches = encode_prompts(pipe, [args.prompt, args.negative_prompt])
-    branches[0] = steer_prompt(pipe, branches[0], args.emotion, args.strength)
-    guidance, extra = cfg_guidance(args.cfg), {}
-    if args.negative_visual_prompt:  # third branch: the same (steered) text, the negative visual prompt's tokens
-        from ..guidance import NEGATIVE_VISUAL_INDEX, negative_visual_guidance, pipeline_options
-
-        guidance = negative_visual_guidance(args.cfg, args.visual_guidance, args.visual_guidance_schedule)
-        branches.append(branches[0])
-        extra = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": pipeline_options()}
-    result = sample(pipe, branches, guidance, seed=args.seed, steps=args.steps, width=args.width,
+    positive, branches, guidance, options = _sampling(pipe, args)
+    steered = steer_prompt(pipe, positive, make_direction(args.emotion, args.strength))
+    result = sample(pipe, branches(steered), guidance, seed=args.seed, steps=args.steps, width=args.width,
                     height=args.height, batch=args.batch, init_image=init_image, denoise=args.denoise,
-                    patches=patches, **extra)
+                    patches=patches, **options)
     for image, seed, path in zip(result.images, result.seeds, paths):
         meta = _metadata(args, seed)
         write_png(image, path, meta, args.overwrite)
         log.info("wrote %s", path)
         yield {"image": str(path), **meta}
+
+
+def _critic_loop(pipe, critic, args: argparse.Namespace, init_image, patches, path: Path) -> dict:
+    """The loop instead of one ``sample`` call; the best candidate is written with the run's settings
+    plus the loop's outcome (``critic_loop``), then the report."""
+    from ..direction import make_direction
+
+    positive, branches, guidance, options = _sampling(pipe, args)
+    result = run_pipeline_loop(pipe, critic, make_direction(args.emotion, args.strength), args.loop_settings,
+                               positive=positive, branches=branches, guidance=guidance, steps=args.steps,
+                               width=args.width, height=args.height, source=init_image,
+                               sample_options={"patches": patches, **options})
+    meta = {**_metadata(args, args.seed), "critic_loop": loop_summary(result, args.critic)}
+    write_png(result.best_image[0], path, meta, args.overwrite)
+    log.info("wrote %s", path)
+    if args.report:
+        write_report(Path(args.report), result.report, args.overwrite)
+    return {"image": str(path), **meta, "report": args.report}

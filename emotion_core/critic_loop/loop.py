@@ -40,10 +40,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Candidates:
-    """What ``generate`` returns: IMAGE ``[N,H,W,C]`` and, if the backend has them, latents ``[N,...]``."""
+    """What ``generate`` returns: IMAGE ``[N,H,W,C]`` and, if the backend has them, latents ``[N,...]``;
+    ``denoise`` when the pass used another denoise than the drawn one (a text-to-image pass: 1), so
+    the report says what was run."""
 
     images: torch.Tensor
     latents: Optional[torch.Tensor] = None
+    denoise: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def _check_candidates(candidates: Candidates, count: int, size: Optional[tuple])
         raise InvalidInputError(f"generate returned {images.shape[1]}x{images.shape[2]} images, expected {size[0]}x{size[1]}")
     if candidates.latents is not None and candidates.latents.shape[0] != count:
         raise InvalidInputError(f"generate returned {candidates.latents.shape[0]} latents for {count} seeds")
+    if candidates.denoise is not None and not 0.0 < candidates.denoise <= 1.0:
+        raise InvalidInputError(f"generate reported denoise {candidates.denoise}; expected a value in (0, 1]")
     return images
 
 
@@ -155,6 +160,7 @@ def run_critic_loop(
         candidates = generate(seeds, denoise, state)
         check()
         batch = _check_candidates(candidates, len(seeds), size)
+        denoise = denoise if candidates.denoise is None else float(candidates.denoise)
         size = tuple(batch.shape[1:3])
         distributions = _distributions(critic, batch, len(seeds))
         ssims = None if source is None else [float(x) for x in similarity(source, batch)]

@@ -36,21 +36,21 @@ def add_loop_arguments(parser: argparse.ArgumentParser, critic_required: bool) -
     default = LoopSettings()
     parser.add_argument("--critic", required=critic_required, metavar="FILE", help="emotion critic file")
     parser.add_argument("--report", metavar="JSON", help="also write the full per-pass report here")
-    parser.add_argument("--denoise-min", type=_number, default=default.denoise_low,
+    parser.add_argument("--denoise-min", type=_number, metavar="D", default=default.denoise_low,
                         help=f"lowest denoise drawn per pass (default {default.denoise_low})")
-    parser.add_argument("--denoise-max", type=_number, default=default.denoise_high,
+    parser.add_argument("--denoise-max", type=_number, metavar="D", default=default.denoise_high,
                         help=f"highest denoise drawn per pass (default {default.denoise_high})")
-    parser.add_argument("--ssim-min", type=_number, default=default.ssim_low,
-                        help=f"SSIM window low end (default {default.ssim_low})")
-    parser.add_argument("--ssim-max", type=_number, default=default.ssim_high,
-                        help=f"SSIM window high end (default {default.ssim_high})")
-    parser.add_argument("--confidence", type=_number, default=default.confidence,
+    parser.add_argument("--ssim-min", type=_number, metavar="S", default=default.ssim_low,
+                        help=f"SSIM-to-source window low end (default {default.ssim_low})")
+    parser.add_argument("--ssim-max", type=_number, metavar="S", default=default.ssim_high,
+                        help=f"SSIM-to-source window high end (default {default.ssim_high})")
+    parser.add_argument("--confidence", type=_number, metavar="P", default=default.confidence,
                         help=f"stop at this target probability (default {default.confidence})")
     parser.add_argument("--rule", choices=RULES, default=default.rule,
                         help=f"acceptance rule (default {default.rule})")
-    parser.add_argument("--max-iterations", type=int, default=default.max_iterations,
+    parser.add_argument("--max-iterations", type=int, metavar="N", default=default.max_iterations,
                         help=f"hard cap on passes (default {default.max_iterations})")
-    parser.add_argument("--candidates", type=int, default=default.candidates,
+    parser.add_argument("--candidates", type=int, metavar="N", default=default.candidates,
                         help=f"candidates per pass, one batch (default {default.candidates})")
 
 

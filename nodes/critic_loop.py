@@ -217,7 +217,8 @@ class EmotionCriticLoop(io.ComfyNode):
                   "target_probability": [c["target_probability"] for c in it["candidates"]],
                   "accepted": [c["accepted"] for c in it["candidates"]]} for it in report["iterations"]]
         summary = {"target": report["target"], "best": result.best_index, "pick": report["best"]["pick"],
-                   "stopped": report["stopped"], "passes": report["passes"]}
+                   "stopped": report["stopped"], "passes": report["passes"], "confidence": settings.confidence,
+                   "ssim_window": [settings.ssim_low, settings.ssim_high]}
         preview = ui.PreviewImage(result.best_image, cls=cls).as_dict()
         return io.NodeOutput(result.best_image, best_latent, result.images, json.dumps(report),
                              ui={**preview, "emotion_loop": chart, "emotion_loop_summary": [summary]})

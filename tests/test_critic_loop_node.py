@@ -132,6 +132,8 @@ def test_edit_runs_every_pass_and_reports(node, critic):
     assert [v for v, _ in updates] == sorted(v for v, _ in updates)
     assert [c["iteration"] for c in out.ui["emotion_loop"]] == [0, 1, 2]
     assert out.ui["images"][0]["shape"] == [32, 32, 3]
+    (summary,) = out.ui["emotion_loop_summary"]
+    assert summary["confidence"] == 0.99 and summary["passes"] == 3 and len(summary["ssim_window"]) == 2
 
 
 def test_same_seed_same_run(node, critic):

@@ -43,6 +43,19 @@ def load_pack():
     return module
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: on 2 busy cores, thread synchronisation costs more than the ops
+    (seconds instead of milliseconds per UNet call); modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def pack():
     return load_pack()

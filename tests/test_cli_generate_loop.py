@@ -19,13 +19,7 @@ from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 ACCEPTED_EMOTION = "disgust"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: thread synchronisation costs more than the ops on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ from emotion_core.taxonomy import EMOTIONS
 SIZE = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: on a busy machine thread synchronisation costs more than the ops."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def peaked(emotion: str, p: float) -> list[float]:

@@ -11,17 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("COMFYUI_PATH")),
-                                reason="stand-in sampling; the real-ComfyUI twin is test_critic_loop_comfyui.py")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: on a busy machine thread synchronisation costs more than the ops."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [
+    pytest.mark.skipif(bool(os.environ.get("COMFYUI_PATH")),
+                       reason="stand-in sampling; the real-ComfyUI twin is test_critic_loop_comfyui.py"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 class TinyUnet(nn.Module):

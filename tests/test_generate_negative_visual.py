@@ -13,12 +13,7 @@ from emotion_core.cli.generate import PNG_METADATA_KEY
 from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

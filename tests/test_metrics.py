@@ -23,13 +23,7 @@ from emotion_core.testing.critic_assets import write_test_critics
 LN7 = math.log(7.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: on a busy machine thread synchronisation costs more than the ops."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class PatchMeanCritic(EmotionCritic):

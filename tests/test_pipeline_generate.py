@@ -16,13 +16,7 @@ from emotion_core.visual_prompt import load_adapter
 SIZE = 64  # pixels: 8x8 latents
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: thread synchronisation costs more than the ops (seconds per step on a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

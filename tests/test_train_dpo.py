@@ -21,13 +21,7 @@ from emotion_core.visual_prompt import VisualPrompt, load_adapter
 RES = 64  # the tiny pipeline's 8x8 latents
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared CPU several threads mostly wait (40x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_dpo_loss_matches_hand_computation():

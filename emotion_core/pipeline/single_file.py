@@ -53,7 +53,7 @@ def _need(shapes: dict, key: str, path: Path) -> tuple[int, ...]:
 def unet_config(shapes: dict, path: Path) -> dict:
     """UNet2DConditionModel config from LDM ``input_blocks`` (levels end at an ``op`` downsample)."""
     conv_in = _need(shapes, f"{UNET}input_blocks.0.0.weight", path)
-    channels, in_channels = conv_in[0], conv_in[1]
+    in_channels = conv_in[1]
     if f"{UNET}label_emb.0.0.weight" in shapes:
         raise ModelFormatError(f"{path.name}: an SDXL checkpoint; load SDXL models as a diffusers folder "
                                "(generate runs SD1.5-family models)")

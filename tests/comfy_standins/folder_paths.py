@@ -69,3 +69,32 @@ def get_input_directory() -> str:
 
 def get_temp_directory() -> str:
     return temp_directory
+
+
+def get_save_image_path(filename_prefix: str, output_dir: str, image_width=0, image_height=0) -> tuple[str, str, int, str, str]:
+    """As in ComfyUI: ``(folder, file name, next counter, subfolder, prefix)``; the counter follows
+    the highest ``<prefix>_<NNNNN>_`` file there; a prefix leaving ``output_dir`` is refused."""
+    filename_prefix = filename_prefix.replace("%width%", str(image_width)).replace("%height%", str(image_height))
+    subfolder = os.path.dirname(os.path.normpath(filename_prefix))
+    filename = os.path.basename(os.path.normpath(filename_prefix))
+    full_output_folder = os.path.join(output_dir, subfolder)
+    if os.path.commonpath((output_dir, os.path.abspath(full_output_folder))) != output_dir:
+        raise Exception("**** ERROR: Saving image outside the output folder is not allowed.")
+
+    def map_filename(name: str) -> tuple[int, str]:
+        prefix_len = len(os.path.basename(filename_prefix))
+        try:
+            digits = int(name[prefix_len + 1:].split("_")[0])
+        except ValueError:
+            digits = 0
+        return digits, name[:prefix_len + 1]
+
+    try:
+        counter = max(d for d, p in map(map_filename, os.listdir(full_output_folder))
+                      if os.path.normcase(p[:-1]) == os.path.normcase(filename) and p[-1:] == "_") + 1
+    except ValueError:
+        counter = 1
+    except FileNotFoundError:
+        os.makedirs(full_output_folder, exist_ok=True)
+        counter = 1
+    return full_output_folder, filename, counter, subfolder, filename_prefix

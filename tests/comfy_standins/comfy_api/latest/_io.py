@@ -129,6 +129,21 @@ class Hidden:
     extra_pnginfo = "EXTRA_PNGINFO"
 
 
+class HiddenHolder:
+    """The hidden values of one execution; a value not requested reads as None."""
+
+    def __init__(self, unique_id=None, prompt=None, extra_pnginfo=None, **kwargs):
+        self.unique_id, self.prompt, self.extra_pnginfo = unique_id, prompt, extra_pnginfo
+
+    def __getattr__(self, key: str):
+        return None
+
+    @classmethod
+    def from_dict(cls, d: dict | None):
+        d = d or {}
+        return cls(d.get(Hidden.unique_id), d.get(Hidden.prompt), d.get(Hidden.extra_pnginfo))
+
+
 @dataclass
 class Schema:
     node_id: str
@@ -162,6 +177,15 @@ class Schema:
 
 
 class ComfyNode:
+    hidden: HiddenHolder = None
+
+    @classmethod
+    def PREPARE_CLASS_CLONE(cls, hidden_inputs: dict) -> type:
+        """As in ComfyUI: a subclass per execution carrying the hidden inputs."""
+        clone = type(cls.__name__, (cls,), {})
+        clone.hidden = HiddenHolder.from_dict(hidden_inputs)
+        return clone
+
     @classmethod
     def define_schema(cls) -> Schema:
         raise NotImplementedError

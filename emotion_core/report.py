@@ -14,8 +14,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -36,7 +36,7 @@ def _loop_error(message: str) -> InvalidInputError:
     return InvalidInputError(f"report: {message}; connect the 'report' output of an Emotion Critic Loop node")
 
 
-def _number(value, name: str, allow_none: bool = False) -> Optional[float]:
+def _number(value, name: str, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -95,10 +95,10 @@ def check_seed(seed, name: str = "seed") -> int:
 
 
 def build_report(
-    direction: Optional[EmotionDirection] = None,
-    distribution: Optional[Sequence[float]] = None,
-    loop: Optional[dict] = None,
-    seed: Optional[int] = None,
+    direction: EmotionDirection | None = None,
+    distribution: Sequence[float] | None = None,
+    loop: dict | None = None,
+    seed: int | None = None,
 ) -> dict:
     """One image's report. ``distribution``: the critic's 8 probabilities (canonical order) for
     this image; ``loop``: ``parse_loop_report``'s summary. The target comes from the direction,

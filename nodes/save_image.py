@@ -102,7 +102,7 @@ class EmotionSaveImage(io.ComfyNode):
             mm.throw_exception_if_processing_interrupted()
             stem = filename.replace("%batch_num%", str(index))
             name, counter = write_numbered_png(
-                to_pil(image), folder, lambda c: f"{stem}_{c:05}_.png", counter,
+                to_pil(image), folder, lambda c, stem=stem: f"{stem}_{c:05}_.png", counter,
                 {**chunks, PNG_METADATA_KEY: report_json(image_report)}, COMPRESS_LEVEL)
             results.append({"filename": name, "subfolder": subfolder, "type": "output"})
             counter += 1

@@ -18,13 +18,13 @@ from comfyui_server import comfyui_server  # noqa: F401  (the session's server f
 from conftest import load_pack
 
 load_pack()  # the nodes' own emotion_core: values passed to them must be its classes
-from emotion_director_pack.emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop  # noqa: E402
-from emotion_director_pack.emotion_core.direction import make_direction  # noqa: E402
-from emotion_director_pack.emotion_core.errors import InvalidInputError  # noqa: E402
-from emotion_director_pack.emotion_core.report import (PNG_METADATA_KEY, build_report,  # noqa: E402
+from emotion_director_pack.emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
+from emotion_director_pack.emotion_core.direction import make_direction
+from emotion_director_pack.emotion_core.errors import InvalidInputError
+from emotion_director_pack.emotion_core.report import (PNG_METADATA_KEY, build_report,
                                                        parse_loop_report, write_new_png)
-from emotion_director_pack.emotion_core.taxonomy import EMOTIONS  # noqa: E402
-from emotion_director_pack.emotion_core.testing.assets import TEST_FILES  # noqa: E402
+from emotion_director_pack.emotion_core.taxonomy import EMOTIONS
+from emotion_director_pack.emotion_core.testing.assets import TEST_FILES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -79,7 +79,7 @@ def quickstart() -> Graph:
     latent = g.add("EmptyLatentImage", width=512, height=512, batch_size=1)
     sampled = _ksampler(g, (ckpt, 0), (steered, 0), (negative, 0), (latent, 0))
     decoded = g.add("VAEDecode", samples=(sampled, 0), vae=(ckpt, 2))
-    g.add("SaveImage", images=(decoded, 0), filename_prefix="emotion_quickstart")
+    g.add("EmotionSaveImage", images=(decoded, 0), filename_prefix="emotion_quickstart", direction=(direction, 0))
     g.note(direction, "Pick the emotion and how strongly to push toward it (0 = off, 1 = normal, 2 = strong). "
                       "Emotion Conditioning adds the emotion to your prompt's conditioning through your own CLIP.")
     return g
@@ -102,10 +102,12 @@ def strength_sweep() -> Graph:
                         clip=(ckpt, 1), emotion_encoder="none")
         sampled = _ksampler(g, (ckpt, 0), (steered, 0), (negative, 0), (latent, 0))
         images.append(g.add("VAEDecode", samples=(sampled, 0), vae=(ckpt, 2)))
+        g.add("EmotionSaveImage", images=(images[-1], 0), filename_prefix=f"emotion_strength_sweep/s{strength}",
+              direction=(direction, 0))
     row = images[0]
     for image in images[1:]:
         row = g.add("ImageBatch", image1=(row, 0), image2=(image, 0))
-    g.add("SaveImage", title="Strength row (left to right)", images=(row, 0), filename_prefix="emotion_strength_sweep")
+    g.add("PreviewImage", title="Strength row (left to right)", images=(row, 0))
     g.note("5", "Every sampler uses the same seed, so the only change along the row is the emotion strength "
                 f"({', '.join(map(str, SWEEP_STRENGTHS))}). Change the emotion on all four directions to compare.")
     return g
@@ -150,7 +152,8 @@ def director_txt2img() -> Graph:
                  ssim_min=0.5, ssim_max=0.95, confidence=0.6, rule="and", max_iterations=4,
                  candidates_per_iteration=2, mode="custom", source_image=(decoded, 0), latent=(sampled, 0),
                  clip=(ckpt, 1), emotion_encoder="none", **_sampling())
-    g.add("SaveImage", title="Best image", images=(loop, 0), filename_prefix="emotion_director")
+    g.add("EmotionSaveImage", title="Best image", images=(loop, 0), filename_prefix="emotion_director",
+          critic=(critic, 0), report=(loop, 3))
     g.add("PreviewImage", title="All candidates", images=(loop, 2))
     g.note(rewriter, "MC-Agent: persona agents rewrite the prompt so the emotion is drawn, not named. Offline "
                      "(builtin) by default; LLM backends read their API key from the environment.")
@@ -184,7 +187,8 @@ def emoeditor_edit() -> Graph:
                  candidates_per_iteration=1, mode="EmoEditor", direction=(direction, 0), source_image=(image, 0),
                  latent=(ip2p, 2), emotion_encoder=encoder,
                  **_sampling(steps=30, cfg=1.0, sampler_name="ddim", scheduler="ddim_uniform"))
-    g.add("SaveImage", title="Edited image", images=(loop, 0), filename_prefix="emoeditor_edit")
+    g.add("EmotionSaveImage", title="Edited image", images=(loop, 0), filename_prefix="emoeditor_edit",
+          critic=(critic, 0), direction=(direction, 0), report=(loop, 3))
     g.add("PreviewImage", title="All candidates", images=(loop, 2))
     g.note(direction, "EmoEditor's direction: the target emotion minus what the critic sees in the source image.")
     g.note(loop, "EmoEditor mode: the paper's settings (SSIM 0.5-0.8, confidence 0.6, 30 DDIM steps, no CFG, "

@@ -26,7 +26,7 @@ with sync_playwright() as p:
     page.wait_for_function("window.app && window.app.graph", timeout=120000)
     time.sleep(3)
     page.keyboard.press("Escape")
-    page.evaluate("async () => { try { await window.app.extensionManager.setting.set('Comfy.Minimap.Visible', false) } catch (e) {} }")
+    page.evaluate("async () => { try { await window.app.extensionManager.setting.set('Comfy.Minimap.Visible', false); await window.app.extensionManager.setting.set('LiteGraph.Canvas.LowQualityRenderingZoomThreshold', 0.1) } catch (e) {} }")
     for path in sorted(WORKFLOWS.glob("*.json")):
         wf = json.loads(path.read_text())
         page.evaluate("wf => window.app.loadGraphData(wf)", wf)

@@ -32,6 +32,11 @@ PACK_NODES = {
     "VisualPromptInjector": "Visual Prompt Injector",
     "EmotionVisualPromptBank": "Emotion Visual Prompt Bank",
     "AgentPromptRewriter": "Agent Prompt Rewriter",
+    "NegativeVisualDPOSampler": "Negative Visual DPO Sampler",
+    "NegativeVisualDPOGuider": "Negative Visual DPO Guider",
+    "EmotionPreferenceCollector": "Save Emotion Preference Pair",
+    "EmotionCriticLoop": "Emotion Critic Loop",
+    "EmotionSaveImage": "Save Emotion Image",
 }
 CORE_NODES = (
     "CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage",

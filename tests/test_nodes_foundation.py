@@ -51,6 +51,12 @@ def test_every_node_has_a_help_page(nodes):
     docs = ROOT / "web" / "docs"
     missing = sorted(node_id for node_id in nodes if not (docs / f"{node_id}.md").is_file())
     assert not missing, f"nodes without web/docs/<NodeId>.md: {missing}"
+    for node_id in nodes:
+        text = (docs / f"{node_id}.md").read_text()
+        assert "\n## Tip" in text, f"{node_id}.md has no '## Tip' section for artists"
+        inputs = [inp.id for inp in nodes[node_id].define_schema().inputs]
+        undocumented = [name for name in inputs if name not in text]
+        assert not undocumented, f"{node_id}.md does not describe inputs {undocumented}"
 
 
 def test_every_schema_passes_comfyui_validation(nodes):

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> dict:
     fractions = [(r["total"] - r["model"]) / r["total"] for r in runs]
     passes = runs[0]["passes"]
     return {
+        "benchmark": "loop",
         "overhead_fraction": round(statistics.median(fractions), 4),
         "overhead_target": OVERHEAD_TARGET,
         "overhead_seconds_per_pass": round(statistics.median(r["total"] - r["model"] for r in runs) / passes, 4),

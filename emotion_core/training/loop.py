@@ -228,7 +228,11 @@ def train_dpo(pipe, adapter: VisualPromptAdapter, examples: Sequence[Example], c
               image_encoder=None, progress: bool = True,
               on_step: Callable[[int, DPOTerms], None] | None = None) -> TrainResult:
     """Train a copy of ``adapter``; returns it (float32, CPU) with the loss/margin history."""
-    from accelerate import Accelerator
+    try:
+        from accelerate import Accelerator
+    except ImportError as exc:
+        raise InvalidInputError("train-dpo runs on HuggingFace accelerate, which is not installed: "
+                                "pip install 'emotion-director[train]'") from exc
     from tqdm.auto import tqdm
 
     config.check()

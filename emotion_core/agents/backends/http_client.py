@@ -8,6 +8,7 @@ sent through a corporate proxy.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
@@ -43,6 +44,9 @@ def _read(response, deadline: float) -> bytes:
             raise EndpointError("timed out while reading the answer", retryable=False)
         chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
         if not chunk:
+            missing = getattr(response, "length", None)
+            if missing:  # Content-Length announced more: the server closed the connection mid-body
+                raise EndpointError(f"answer cut short after {size} bytes ({missing} more announced)", retryable=True)
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
@@ -63,6 +67,10 @@ def post_json(url: str, payload: dict, headers: dict[str, str], deadline: float)
     except urllib.error.HTTPError as exc:
         retryable = exc.code == 429 or exc.code >= 500
         raise EndpointError(f"HTTP {exc.code} from {url}", retryable=retryable, status=exc.code) from None
+    except http.client.IncompleteRead as exc:  # e.g. a chunked answer cut mid-stream
+        raise EndpointError(f"answer from {url} cut short after {len(exc.partial)} bytes", retryable=True) from None
+    except http.client.HTTPException as exc:
+        raise EndpointError(f"bad HTTP answer from {url} ({type(exc).__name__})", retryable=True) from None
     except (socket.timeout, TimeoutError):
         raise EndpointError(f"no answer from {url} in time", retryable=True) from None
     except (urllib.error.URLError, ConnectionError, OSError) as exc:

@@ -82,6 +82,8 @@ class OpenAICompatibleBackend:
         error = "no attempt made"
         attempt = 0
         while attempt <= self.retries:
+            if attempt and time.monotonic() >= deadline:
+                break  # out of time: the last real failure stays the reason given
             try:
                 answer = post_json(self.url, self._payload(persona, request, extras), self._headers(), deadline)
                 content = answer["choices"][0]["message"]["content"]

@@ -1,0 +1,292 @@
+"""Interrupts in the middle of long runs: the critic loop (core and the ``edit`` /
+``generate --critic-loop`` commands), a DPO training run and a bank build. Nothing is
+half-written (no output, no partial file, no temp file; a previous file stays as it
+was) and running again (``--resume`` for DPO) gives exactly what an uninterrupted
+run gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from emotion_core.cli import main
+from emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
+from emotion_core.testing.assets import TEST_FILES
+from emotion_core.testing.critic_assets import write_test_critics
+from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class Interrupted(Exception):
+    """Stands for ComfyUI's InterruptProcessingException."""
+
+
+def _after(calls: int, exception=KeyboardInterrupt):
+    """A callable that raises on its ``calls``-th call."""
+    count = {"n": 0}
+
+    def tick(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] == calls:
+            raise exception()
+
+    return tick
+
+
+def _files_in(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def _temp_files(folder) -> list[str]:
+    return [name for name in _files_in(folder) if name.endswith(".tmp")]
+
+
+# --- critic loop, core -------------------------------------------------------------------------------
+
+def _toy_generate(seeds, denoise, state):
+    images = torch.stack([torch.rand(16, 16, 3, generator=torch.Generator().manual_seed(s * 31 + state.iteration))
+                          for s in seeds])
+    return Candidates(images)
+
+
+def _toy_critic(images):
+    means = images.mean(dim=(1, 2))  # [N, 3]
+    return torch.softmax(torch.cat([means, means.flip(-1), means[:, :2]], dim=1) * 20, dim=1)
+
+
+def test_core_loop_interrupted_mid_pass_leaves_nothing_and_reruns_identically():
+    settings = LoopSettings(max_iterations=4, candidates=2, seed=5, confidence=1.0)
+    straight = run_critic_loop(_toy_generate, _toy_critic, "awe", settings)
+    passes = []
+    with pytest.raises(Interrupted):  # checks run before and after each generate: call 4 = inside pass 2
+        run_critic_loop(_toy_generate, _toy_critic, "awe", settings, check_interrupt=_after(4, Interrupted),
+                        on_pass=passes.append)
+    assert len(passes) == 1  # pass 2 was cut: it reported nothing
+    again = run_critic_loop(_toy_generate, _toy_critic, "awe", settings)
+    assert again.report == straight.report and torch.equal(again.images, straight.images)
+
+
+# --- critic loop, CLI -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults_sd")
+    assets = write_tiny_sd_pipeline(root / "pipe")
+    critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
+    image = root / "src.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(image)
+    return {**assets, "critic": critic, "image": image}
+
+
+def _edit(sd, out):
+    return ["edit", str(sd["image"]), "--target", "awe", "--model", str(sd["pipeline"]), "--critic", str(sd["critic"]),
+            "--out", str(out / "best.png"), "--report", str(out / "report.json"), "--steps", "2",
+            "--max-iterations", "3", "--candidates", "2", "--ssim-min", "0", "--ssim-max", "1", "--confidence", "1"]
+
+
+def _generate_loop(sd, out):
+    return ["generate", "--model", str(sd["pipeline"]), "--emotion", "awe", "--prompt", "a mountain", "--steps", "2",
+            "--width", "32", "--height", "32", "--out", str(out / "best.png"), "--report", str(out / "report.json"),
+            "--critic-loop", "--critic", str(sd["critic"]), "--max-iterations", "3", "--candidates", "2",
+            "--confidence", "1"]
+
+
+@pytest.mark.parametrize("command", [_edit, _generate_loop], ids=["edit", "generate_critic_loop"])
+def test_cli_loop_interrupted_writes_nothing_then_reruns_identically(command, sd, tmp_path, monkeypatch, capsys):
+    import emotion_core.pipeline as pipeline
+
+    reference, cut, rerun = tmp_path / "reference", tmp_path / "cut", tmp_path / "rerun"
+    for folder in (reference, cut, rerun):
+        folder.mkdir()
+    assert main(command(sd, reference)) == 0
+    real_sample = pipeline.sample
+    interrupt = _after(2)  # the second pass's sampling call
+
+    def sample(*args, **kwargs):
+        interrupt()
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "sample", sample)
+    assert main(command(sd, cut)) == 1
+    assert "interrupted" in capsys.readouterr().err
+    assert _files_in(cut) == []  # no image, no report, no temp file
+    monkeypatch.setattr(pipeline, "sample", real_sample)
+    assert main(command(sd, rerun)) == 0
+    assert (rerun / "best.png").read_bytes() == (reference / "best.png").read_bytes()
+    assert (rerun / "report.json").read_bytes() == (reference / "report.json").read_bytes()
+
+
+def test_cli_interrupted_while_writing_the_image_leaves_no_partial_file(sd, tmp_path, monkeypatch, capsys):
+    from PIL import Image as PILImage
+
+    real_save = PILImage.Image.save
+
+    def save_half_then_interrupt(self, fp, *args, **kwargs):
+        real_save(self, fp, *args, **kwargs)
+        fp.truncate(fp.tell() // 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PILImage.Image, "save", save_half_then_interrupt)
+    assert main(_edit(sd, tmp_path)) == 1
+    capsys.readouterr()
+    assert _files_in(tmp_path) == []
+
+
+# --- DPO training, CLI -------------------------------------------------------------------------------
+
+RES = 64
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    from emotion_core.preference import PreferenceStore
+
+    root = tmp_path_factory.mktemp("faults_prefs") / "ds"
+    store = PreferenceStore(root)
+    rng = np.random.default_rng(1)
+    for target, negative in (("contentment", "sadness"), ("awe", "fear")):
+        chosen, rejected = (Image.fromarray(rng.integers(0, 256, (RES, RES, 3), dtype=np.uint8)) for _ in range(2))
+        store.add(chosen, rejected, "a quiet harbour", target, negative)
+    return root
+
+
+def _train(sd, pairs, out, *extra):
+    return ["train-dpo", "--data", str(pairs), "--base", str(sd["pipeline"]), "--adapter", str(sd["adapter_base"]),
+            "--out", str(out), "--steps", "4", "--resolution", str(RES), "--beta", "500", "--lr", "3e-3", "--seed", "3",
+            "--checkpoint-every", "2", *extra]
+
+
+def _crash_training_at(monkeypatch, step: int):
+    """The CLI's training run, with an interrupt right after optimizer step ``step``."""
+    import emotion_core.training as training
+
+    real = training.train_dpo
+
+    def crash(done, terms):
+        if done == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_dpo", lambda *args, **kwargs: real(*args, **kwargs, on_step=crash))
+
+
+def test_dpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(sd, pairs, tmp_path, monkeypatch, capsys):
+    straight = tmp_path / "straight" / "dpo.safetensors"
+    straight.parent.mkdir()
+    assert main(_train(sd, pairs, straight)) == 0
+    out = tmp_path / "run" / "dpo.safetensors"
+    out.parent.mkdir()
+    _crash_training_at(monkeypatch, 3)
+    assert main(_train(sd, pairs, out)) == 1
+    assert "interrupted" in capsys.readouterr().err
+    assert _files_in(out.parent) == ["dpo.safetensors.checkpoints", "dpo.safetensors.checkpoints/step_00000002.pt"]
+    monkeypatch.undo()
+    assert main(_train(sd, pairs, out, "--resume", "--json")) == 0
+    assert '"resumed_from": 2' in capsys.readouterr().out
+    assert out.read_bytes() == straight.read_bytes()
+    assert _temp_files(out.parent) == []
+
+
+def test_dpo_interrupted_while_saving_a_checkpoint_keeps_the_previous_one(sd, pairs, tmp_path, monkeypatch, capsys):
+    import emotion_core.training.loop as loop
+
+    real_save = torch.save
+    saves = {"n": 0}
+
+    def save_half_then_interrupt(obj, path, *args, **kwargs):
+        saves["n"] += 1
+        real_save(obj, path, *args, **kwargs)
+        if saves["n"] == 2:  # step 4's checkpoint (of 6 steps): written halfway, then the interrupt
+            with open(path, "r+b") as handle:
+                handle.truncate(handle.seek(0, 2) // 2)
+            raise KeyboardInterrupt
+
+    out = tmp_path / "dpo.safetensors"
+    argv = [*_train(sd, pairs, out)]
+    argv[argv.index("--steps") + 1] = "6"
+    monkeypatch.setattr(loop.torch, "save", save_half_then_interrupt)
+    assert main(argv) == 1
+    capsys.readouterr()
+    monkeypatch.undo()
+    assert _files_in(tmp_path) == ["dpo.safetensors.checkpoints", "dpo.safetensors.checkpoints/step_00000002.pt"]
+    assert main([*argv, "--resume", "--json"]) == 0
+    assert '"resumed_from": 2' in capsys.readouterr().out
+
+
+def test_dpo_interrupted_while_writing_the_adapter_leaves_no_partial_file(sd, pairs, tmp_path, monkeypatch, capsys):
+    import emotion_core.weights as weights
+
+    real_save_file = weights.save_file
+
+    def save_half_then_interrupt(tensors, path, *args, **kwargs):
+        real_save_file(tensors, path, *args, **kwargs)
+        with open(path, "r+b") as handle:
+            handle.truncate(handle.seek(0, 2) // 2)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "dpo.safetensors"
+    monkeypatch.setattr(weights, "save_file", save_half_then_interrupt)
+    assert main(_train(sd, pairs, out)) == 1
+    capsys.readouterr()
+    assert not out.exists() and _temp_files(tmp_path) == []
+
+
+# --- bank build, CLI -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def emoset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults_emoset")
+    rng = np.random.default_rng(0)
+    for emotion in ("awe", "fear"):
+        for theme in ("big_mountain", "dark_forest"):
+            for i in range(2):
+                path = root / emotion / f"{theme}_{i}.png"
+                path.parent.mkdir(exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(path)
+    return root
+
+
+def _bank(sd, emoset, out, clusters: int):
+    return ["bank", "build", "--images", str(emoset), "--clip", str(sd["critic"]), "--out", str(out), "--clusters",
+            str(clusters), "--overwrite"]
+
+
+@pytest.mark.parametrize("where", ["feature_extraction", "save"])
+def test_bank_build_interrupted_keeps_the_previous_bank(where, sd, emoset, tmp_path, monkeypatch, capsys):
+    import emotion_core.bank.build as build
+    import emotion_core.weights as weights
+
+    out = tmp_path / "bank.safetensors"
+    assert main(_bank(sd, emoset, out, 1)) == 0
+    previous = out.read_bytes()
+    fresh = tmp_path / "fresh" / "bank.safetensors"
+    assert main(_bank(sd, emoset, fresh, 2)) == 0
+    if where == "feature_extraction":
+        real_load = build.load_image
+        interrupt = _after(3)  # the third image of the folder
+
+        def load_image(path):
+            interrupt()
+            return real_load(path)
+
+        monkeypatch.setattr(build, "load_image", load_image)
+    else:
+        real_save_file = weights.save_file
+
+        def save_half_then_interrupt(tensors, path, *args, **kwargs):
+            real_save_file(tensors, path, *args, **kwargs)
+            with open(path, "r+b") as handle:
+                handle.truncate(handle.seek(0, 2) // 2)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(weights, "save_file", save_half_then_interrupt)
+    assert main(_bank(sd, emoset, out, 2)) == 1
+    assert "interrupted" in capsys.readouterr().err
+    assert out.read_bytes() == previous
+    assert _files_in(tmp_path) == ["bank.safetensors", "fresh", "fresh/bank.safetensors"]
+    monkeypatch.undo()
+    assert main(_bank(sd, emoset, out, 2)) == 0
+    capsys.readouterr()
+    assert out.read_bytes() == fresh.read_bytes()

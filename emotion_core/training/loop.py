@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import pickle
 import sys
 import tempfile
 import zlib
@@ -25,7 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, UnsafeCheckpointError
 from ..visual_prompt import NEGATIVE_VISUAL, POSITIVE, ImagePromptAttention, VisualPromptAdapter, check_sites
 from ..visual_prompt.diffusers_unet import diffusers_attn2_sites, patched
 from .data import Example, as_image, load_square
@@ -209,6 +210,9 @@ def _resume(folder: Path, model: DPOModel, optimizer, config: TrainConfig) -> in
     path = found[-1]
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # not a tensor checkpoint: loading it would run code from the file
+        raise UnsafeCheckpointError(f"{path}: needs full pickle to load, which can run arbitrary code; it was "
+                                    "refused (delete it to start again)") from exc
     except (RuntimeError, OSError, EOFError) as exc:
         raise InvalidInputError(f"{path}: unreadable checkpoint ({exc})") from exc
     if abs(state["reference_fingerprint"] - _fingerprint(model.reference)) > 1e-6 * max(1.0, abs(

@@ -145,8 +145,11 @@ def write_new_png(image: Image.Image, path: str | os.PathLike, text_chunks: Mapp
         info.add_text(key, text)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info, compress_level=compress_level)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                image.save(handle, format="PNG", pnginfo=info, compress_level=compress_level)
+        except OSError as exc:  # a full disk says nothing of where: name the file
+            raise OSError(f"cannot write {path}: {exc}") from exc
         try:
             os.link(tmp, path)
         except OSError as exc:  # FileExistsError (EEXIST) included: re-raised

@@ -133,6 +133,8 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLik
     try:
         save_file(contiguous, tmp, metadata=header)
         os.replace(tmp, path)
+    except (SafetensorError, OSError) as exc:  # a full disk says nothing of where: name the file
+        raise OSError(f"cannot write {path}: {exc}") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

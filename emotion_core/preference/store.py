@@ -117,20 +117,31 @@ class PreferenceStore:
         images = self.root / IMAGES_DIR
         images.mkdir(parents=True, exist_ok=True)
         number = self._next_id()
-        while True:
-            pair_id = f"{number:06d}"
-            chosen_path = images / f"{pair_id}_chosen.png"
-            if _link_new(lambda tmp: chosen.save(tmp, format="PNG"), chosen_path):
-                break
-            number += 1  # taken (by a concurrent writer): next number
-        rejected_path = images / f"{pair_id}_rejected.png"
-        if not _link_new(lambda tmp: rejected.save(tmp, format="PNG"), rejected_path):
-            raise InvalidInputError(f"{rejected_path} already exists; the dataset folder is inconsistent")
-        refs = self._save_tokens(pair_id, positive_visual, negative_visual)
-        pair = PreferencePair(chosen_path, rejected_path, prompt, target, negative, *refs, id=pair_id,
-                              extra={"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                                     **(extra or {})})
-        self._append(pair.to_json(self.root))
+        created: list[Path] = []  # this pair's files (its id is ours alone: os.link claimed it)
+        try:
+            while True:
+                pair_id = f"{number:06d}"
+                chosen_path = images / f"{pair_id}_chosen.png"
+                if _link_new(lambda tmp: chosen.save(tmp, format="PNG"), chosen_path):
+                    break
+                number += 1  # taken (by a concurrent writer): next number
+            created.append(chosen_path)
+            rejected_path = images / f"{pair_id}_rejected.png"
+            if not _link_new(lambda tmp: rejected.save(tmp, format="PNG"), rejected_path):
+                raise InvalidInputError(f"{rejected_path} already exists; the dataset folder is inconsistent")
+            created.append(rejected_path)
+            refs = self._save_tokens(pair_id, positive_visual, negative_visual)
+            created.extend({ref.tokens for ref in refs if ref is not None})
+            pair = PreferencePair(chosen_path, rejected_path, prompt, target, negative, *refs, id=pair_id,
+                                  extra={"created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                                      timespec="seconds"), **(extra or {})})
+            self._append(pair.to_json(self.root))
+        except BaseException as exc:  # a pair is saved whole or not at all (full disk, read-only folder, interrupt)
+            for path in created:
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OSError(f"cannot save a preference pair in {self.root}: {exc}") from exc
+            raise
         return pair
 
     def _save_tokens(self, pair_id: str, positive, negative) -> tuple[VisualPromptRef | None, VisualPromptRef | None]:

@@ -1,0 +1,307 @@
+"""Load: every example workflow's graph executed 200 times in one process, on tiny models.
+
+CI has no ComfyUI, so the graphs in ``workflows/api/*.json`` run through a small executor
+here: the PACK nodes execute for real (``execute`` with the graph's widget values and
+links), the core nodes (checkpoint/UNet loaders, CLIP Text Encode, KSampler, VAE,
+InstructPix2Pix conditioning, ...) are the tiny stand-ins the node tests use. Sizes are
+shrunk (64x64 images, 1-2 steps, one critic-loop pass) so one execution costs milliseconds.
+
+After a warm-up the test measures RSS, live torch tensors, threads and open files, and the
+attn2 patches on the ORIGINAL model (nodes must clone it: the checkpoint loader's MODEL is
+shared by every execution, as ComfyUI's cache shares it); none of them may grow. The
+figures are logged (``pytest -s`` or ``--log-cli-level=INFO``) for the README.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import threading
+import warnings
+
+import psutil
+import pytest
+import torch
+from torch import nn
+
+from conftest import ROOT
+from test_critic_loop_node import TinyVae
+from test_visual_prompt_nodes import StandInBaseModel, StandInModelPatcher, _init_weights, comfy_modules, standin_unet  # noqa: F401 - comfy_modules is an autouse fixture
+from tiny_clip import TinyComfyClip
+
+pytestmark = [
+    pytest.mark.skipif(bool(os.environ.get("COMFYUI_PATH")),
+                       reason="stand-in core nodes; real-ComfyUI runs of the workflows are in test_workflows.py"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
+
+log = logging.getLogger(__name__)
+
+EXECUTIONS = 200
+WARM_UP = 10
+RSS_BOUND_MB = 50.0
+# The tiny test checkpoint's UNet layout (emotion_core/testing/checkpoint.py): the test adapter fits it.
+CHECKPOINT_UNET = dict(model_channels=320, num_res_blocks=[1, 1], channel_mult=[1, 2], transformer_depth=[1, 1],
+                       transformer_depth_middle=1, transformer_depth_output=[1, 1, 1, 1], context_dim=768,
+                       num_heads=8, num_head_channels=-1)
+# Widget values shrunk for speed; everything else runs as the workflow file says.
+SHRINK = {
+    "EmptyLatentImage": {"width": 64, "height": 64},
+    "KSampler": {"steps": 2},
+    "NegativeVisualDPOSampler": {"steps": 1},
+    "EmotionCriticLoop": {"steps": 2, "max_iterations": 1, "candidates_per_iteration": 1},
+    "AgentPromptRewriter": {"agents": 2},
+    # the EmoEditor predictor test file keeps ResNet-18's real size (~0.2 s per image on a busy core): the
+    # tiny CLIP critic stands in for it, through the same loader and critic interface
+    "EmotionCriticLoader": {"critic_name": "test_clip_b32_zero_shot.safetensors"},
+}
+# Loader outputs are cached as ComfyUI's executor caches nodes whose inputs did not change
+# (every other node runs on every execution).
+LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "EmotionCriticLoader", "VisualPromptAdapterLoader"}
+WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows" / "api").glob("*.json"))
+
+
+# --- the tiny core stand-ins ---------------------------------------------------------------------------
+
+class TinyLatentModel(StandInBaseModel):
+    """A UNet stand-in for both roles a MODEL plays in the workflows: latent in, latent out
+    (a conv plus a text shift, as the critic-loop tests' TinyUnet), and, when the model
+    options carry attn2 replace patches, every attn2 block run with ComfyUI's patch lookup
+    (the visual prompt injection path) feeding a small term into the output."""
+
+    latent_format = None
+
+    def __init__(self):
+        super().__init__(_init_weights(standin_unet(CHECKPOINT_UNET, device="cpu")))
+        self.conv = _init_weights(nn.Conv2d(4, 4, 3, padding=1), seed=1)
+        self.text = _init_weights(nn.Linear(8, 4), seed=2)
+
+    @torch.no_grad()
+    def apply_model(self, x, t, c_crossattn=None, transformer_options={}, **_):  # noqa: B006 - ComfyUI's signature
+        out = torch.tanh(self.conv(x)) + self.text(c_crossattn[..., :8].mean(dim=1)).view(-1, 4, 1, 1)[: x.shape[0]]
+        if transformer_options.get("patches_replace", {}).get("attn2"):
+            tokens = x.flatten(2).transpose(1, 2).repeat(1, 1, 160)  # [B, hw, 640]: wide enough for every block
+            # the first 8 text tokens keep the attention cheap; the image tokens are appended by the patches
+            context = nn.functional.pad(c_crossattn[:, :8], (0, 768 - c_crossattn.shape[-1]))
+            attn = super().apply_model(tokens, t, c_crossattn=context, transformer_options=transformer_options)
+            out = out + 0.01 * attn.mean(dim=1).view(-1, 1, 1, 1)
+        return out
+
+
+def _calc_cond_batch(model, conds, x, timestep, model_options):
+    """``comfy.samplers.calc_cond_batch``: the present conditions in one batched model call,
+    with the chunk roles and sigmas in the transformer options."""
+    present = [i for i, cond in enumerate(conds) if cond is not None]
+    context = torch.cat([conds[i][0][0] for i in present])
+    options = {**model_options.get("transformer_options", {}), "cond_or_uncond": present,
+               "sigmas": timestep.reshape(1)}
+    out = model.apply_model(torch.cat([x] * len(present)), timestep, c_crossattn=context,
+                            transformer_options=options).chunk(len(present))
+    results = dict(zip(present, out))
+    return [results.get(i) for i in range(len(conds))]
+
+
+class _CFGGuider:
+    """``comfy.samplers.CFGGuider``'s constructor and condition store."""
+
+    def __init__(self, model_patcher):
+        self.model_patcher, self.inner_model, self.conds = model_patcher, model_patcher.model, {}
+
+    def inner_set_conds(self, conds):
+        self.conds = dict(conds)
+
+
+def negative_visual_dpo_sampler(node, model, latent_image, steps, seed, **inputs):
+    """The pack node's guider (clone, injection, three-branch guidance) sampled with Euler;
+    the real node hands the same guider to ComfyUI's KSampler."""
+    import comfy.sample
+
+    from emotion_director_pack.nodes import dpo_sampler
+
+    for name in ("sampler_name", "scheduler", "denoise"):
+        inputs.pop(name)
+    samples = latent_image["samples"]
+    guider = dpo_sampler.make_guider(model, latent=samples, **inputs)
+    assert attn2_patches(guider.model_patcher) > 0, "the guider's model carries the visual prompt patches"
+    sigmas = torch.linspace(1.0, 0.0, steps + 1)
+    x = samples + comfy.sample.prepare_noise(samples, seed) * sigmas[0]
+    for i in range(steps):
+        denoised = guider.predict_noise(x, sigmas[i], guider.model_patcher.model_options)
+        x = denoised + (x - denoised) * (sigmas[i + 1] / sigmas[i])
+    return ({**latent_image, "samples": x},)
+
+
+class Core:
+    """Core node stand-ins; one instance per test run holds the loaders' shared outputs."""
+
+    def __init__(self):
+        self.model = StandInModelPatcher(TinyLatentModel(), torch.device("cpu"), torch.device("cpu"))
+        self.ip2p_model = StandInModelPatcher(TinyLatentModel(), torch.device("cpu"), torch.device("cpu"))
+        self.clip, self.vae = TinyComfyClip(), TinyVae()
+        self.image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+        self.loaded: dict[tuple, tuple] = {}
+
+    def CheckpointLoaderSimple(self, ckpt_name):
+        return self.model, self.clip, self.vae
+
+    def UNETLoader(self, unet_name, weight_dtype):
+        return (self.ip2p_model,)
+
+    def LoadImage(self, image):
+        return self.image, torch.zeros(64, 64)
+
+    def CLIPTextEncode(self, text, clip):
+        return (clip.encode_text(text),)
+
+    def EmptyLatentImage(self, width, height, batch_size):
+        return ({"samples": torch.zeros(batch_size, 4, height // 8, width // 8)},)
+
+    def KSampler(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise):
+        import comfy.sample
+
+        samples = latent_image["samples"]
+        out = comfy.sample.sample(model, comfy.sample.prepare_noise(samples, seed), steps, cfg, sampler_name,
+                                  scheduler, positive, negative, samples, denoise=denoise)
+        return ({**latent_image, "samples": out},)
+
+    def VAEDecode(self, samples, vae):
+        return (vae.decode(samples["samples"]),)
+
+    def InstructPixToPixConditioning(self, positive, negative, vae, pixels):
+        concat = vae.encode(pixels)
+        with_concat = [[[t, {**extras, "concat_latent_image": concat}] for t, extras in c] for c in (positive, negative)]
+        return with_concat[0], with_concat[1], {"samples": torch.zeros_like(concat)}
+
+    def ImageBatch(self, image1, image2):
+        return (torch.cat([image1, image2]),)
+
+    def PreviewImage(self, images):
+        return ()
+
+
+def execute_graph(api: dict, pack_nodes: dict, core: Core) -> dict:
+    """Run an API-format prompt: each node once its linked inputs are computed."""
+    outputs: dict[str, tuple] = {}
+    pending = dict(api)
+    while pending:
+        for node_id, entry in list(pending.items()):
+            inputs = dict(entry["inputs"])
+            links = {k: v for k, v in inputs.items() if isinstance(v, list)}
+            if any(source not in outputs for source, _ in links.values()):
+                continue
+            inputs.update({k: outputs[source][index] for k, (source, index) in links.items()})
+            inputs.update(SHRINK.get(entry["class_type"], {}))
+            kind = entry["class_type"]
+            key = (kind, json.dumps(inputs, sort_keys=True)) if kind in LOADERS else None
+            if kind in LOADERS and key in core.loaded:
+                outputs[node_id] = core.loaded[key]
+            elif kind == "NegativeVisualDPOSampler":
+                outputs[node_id] = negative_visual_dpo_sampler(pack_nodes[kind], **inputs)
+            elif kind in pack_nodes:
+                outputs[node_id] = pack_nodes[kind].execute(**inputs).args
+            else:
+                outputs[node_id] = getattr(core, kind)(**inputs)
+            if kind in LOADERS:
+                core.loaded[key] = outputs[node_id]
+            del pending[node_id]
+            break
+        else:
+            raise AssertionError(f"unresolvable links in {sorted(pending)}")
+    return outputs
+
+
+# --- measurements ----------------------------------------------------------------------------------------
+
+def live_tensors() -> int:
+    gc.collect()
+    with warnings.catch_warnings():  # isinstance on torch's deprecated module proxies warns
+        warnings.simplefilter("ignore")
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, torch.Tensor))
+
+
+def attn2_patches(patcher) -> int:
+    return len(patcher.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {}))
+
+
+def snapshot(core: Core) -> dict:
+    gc.collect()
+    return {"rss_mb": psutil.Process().memory_info().rss / 2**20, "tensors": live_tensors(),
+            "threads": threading.active_count(), "fds": len(os.listdir("/proc/self/fd")),
+            "patches": attn2_patches(core.model) + attn2_patches(core.ip2p_model)}
+
+
+@pytest.fixture(scope="module")
+def pack_nodes(pack, comfy_models_dir, tmp_path_factory, comfy_modules):  # noqa: F811 - the imported fixture
+    import asyncio
+
+    import comfy.samplers
+    import folder_paths
+
+    from emotion_director_pack.nodes import EmotionDirectorExtension
+
+    saved = (folder_paths.output_directory, getattr(comfy.samplers, "CFGGuider", None),
+             getattr(comfy.samplers, "calc_cond_batch", None))
+    folder_paths.output_directory = str(tmp_path_factory.mktemp("output"))
+    comfy.samplers.CFGGuider, comfy.samplers.calc_cond_batch = _CFGGuider, _calc_cond_batch
+    helpers = type(os)("node_helpers")
+    helpers.conditioning_set_values = lambda cond, values: [[t, {**d, **values}] for t, d in cond]
+    had_helpers = "node_helpers" in __import__("sys").modules
+    __import__("sys").modules.setdefault("node_helpers", helpers)
+    classes = asyncio.run(EmotionDirectorExtension().get_node_list())
+    yield {cls.define_schema().node_id: cls for cls in classes}
+    folder_paths.output_directory, comfy.samplers.CFGGuider, comfy.samplers.calc_cond_batch = saved
+    if not had_helpers:
+        __import__("sys").modules.pop("node_helpers", None)
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_200_executions_do_not_grow(name, pack_nodes):
+    api = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
+    core = Core()
+    pack_types = {e["class_type"] for e in api.values()} & set(pack_nodes)
+    assert pack_types, f"{name} runs no pack node"
+    first = execute_graph(api, pack_nodes, core)
+    for _ in range(WARM_UP - 1):
+        execute_graph(api, pack_nodes, core)
+    before = snapshot(core)
+    for _ in range(EXECUTIONS - WARM_UP - 1):
+        execute_graph(api, pack_nodes, core)
+    last = execute_graph(api, pack_nodes, core)
+    for node_id in first:  # same seeds, same results: nothing accumulates between executions
+        for a, b in zip(first[node_id], last[node_id]):
+            if isinstance(a, torch.Tensor):
+                assert torch.equal(a, b), f"{name} node {node_id} drifted between executions"
+    del last
+    after = snapshot(core)
+    growth = {k: after[k] - before[k] for k in before}
+    log.info("load %s: %d executions (%d pack nodes each: %s); after warm-up %s; growth %s", name, EXECUTIONS,
+             sum(e["class_type"] in pack_nodes for e in api.values()), sorted(pack_types), before, growth)
+    print(f"\nload {name}: {EXECUTIONS} executions, before {before}, growth {growth}")
+    assert after["patches"] == 0, "a node left attn2 patches on the loader's model (it must clone)"
+    assert growth["rss_mb"] < RSS_BOUND_MB
+    assert growth["tensors"] <= max(10, before["tensors"] // 100)
+    assert growth["threads"] <= 0 and growth["fds"] <= 0
+
+
+def test_model_caches_are_bounded(pack_nodes):
+    """Loaded files are cached by (path, mtime, size) in bounded LRU caches: a workflow run 200
+    times reads each file once, and changing files cannot pile up models in memory."""
+    from emotion_director_pack.nodes import conditioning, prompt_bank, visual_prompt
+
+    caches = {"adapter": visual_prompt._cached_adapter, "encoder": conditioning._cached_encoder,
+              "bank": prompt_bank._cached_bank, "text encoder": prompt_bank._cached_text_encoder}
+    for name, cache in caches.items():
+        info = cache.cache_info()
+        assert info.maxsize is not None and info.maxsize <= 2, f"{name} cache is unbounded"
+        assert info.currsize <= info.maxsize
+        assert info.misses <= len(WORKFLOWS), f"{name} file re-read on every execution: {info}"
+    adapter = pack_nodes["VisualPromptAdapterLoader"]
+    names = adapter.define_schema().inputs[0].options
+    before = visual_prompt._cached_adapter.cache_info().misses
+    for _ in range(3):
+        for file_name in names:
+            adapter.execute(adapter_name=file_name)
+    info = visual_prompt._cached_adapter.cache_info()
+    assert info.currsize <= info.maxsize and info.misses - before <= 3 * len(names)

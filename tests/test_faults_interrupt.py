@@ -290,3 +290,30 @@ def test_bank_build_interrupted_keeps_the_previous_bank(where, sd, emoset, tmp_p
     assert main(_bank(sd, emoset, out, 2)) == 0
     capsys.readouterr()
     assert out.read_bytes() == fresh.read_bytes()
+
+
+# --- preference pair, interrupted between its files -------------------------------------------------
+
+def test_preference_pair_interrupted_between_its_files_leaves_no_orphan(tmp_path, monkeypatch):
+    from emotion_core.preference import PreferenceStore, read_dataset
+
+    def picture(seed):
+        return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+
+    store = PreferenceStore(tmp_path / "ds")
+    store.add(picture(1), picture(2), "a harbour", "awe")
+    before = _files_in(tmp_path / "ds")
+    real_save = Image.Image.save
+    interrupt = _after(2)  # the rejected image, once the chosen one has its final name
+
+    def save(self, *args, **kwargs):
+        interrupt()
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(picture(3), picture(4), "a street", "fear")
+    monkeypatch.undo()
+    assert _files_in(tmp_path / "ds") == before
+    assert store.add(picture(3), picture(4), "a street", "fear").id == "000002"
+    assert [p.id for p in read_dataset(tmp_path / "ds").pairs] == ["000001", "000002"]

@@ -36,7 +36,8 @@ def parse_emotion(name: str) -> str:
         raise InvalidInputError(f"emotion must be a name, got {type(name).__name__}; expected one of: {', '.join(EMOTIONS)}")
     key = name.strip().lower()
     if key not in EMOTIONS:
-        raise InvalidInputError(f"unknown emotion {name!r}; expected one of: {', '.join(EMOTIONS)}")
+        shown = name if len(name) <= 40 else f"{name[:40]}... ({len(name)} characters)"  # one short error line
+        raise InvalidInputError(f"unknown emotion {shown!r}; expected one of: {', '.join(EMOTIONS)}")
     return key
 
 

@@ -28,7 +28,10 @@ def register(commands) -> None:
 
 
 def make_test_models(args: argparse.Namespace) -> dict:
+    from ..errors import InvalidInputError
     from ..testing.assets import make_test_models as write
 
+    if args.dir.exists() and not args.dir.is_dir():
+        raise InvalidInputError(f"DIR must be a folder (a ComfyUI models/ tree), got the file {args.dir}")
     written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed, with_diffusers=args.with_diffusers)
     return {"models_dir": str(args.dir), "files": {role: str(path) for role, path in written.items()}}

@@ -80,3 +80,5 @@ def post_json(url: str, payload: dict, headers: dict[str, str], deadline: float)
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise EndpointError(f"{url} did not answer with JSON", retryable=True) from None
+    except RecursionError:
+        raise EndpointError(f"{url} answered with JSON nested too deeply", retryable=False) from None

@@ -21,6 +21,9 @@ from ..proposals import AgentRequest, Proposal
 MAX_PHRASE_CHARS = 100
 MAX_PHRASE_WORDS = 14
 MIN_CONCEPTS = 2
+# Answers are asked for with max_tokens=600 (a few KB); far longer ones are refused unread, so a hostile
+# endpoint cannot make the rewrite spend seconds scanning megabytes.
+MAX_ANSWER_CHARS = 32_000
 
 _PHRASE = re.compile(r"^[\w][\w ,.'’&()/-]*$")
 _ROLE_BREAK = re.compile(
@@ -106,6 +109,8 @@ def parse_answer(content: object) -> list[Proposal]:
     """Proposals from one agent's answer; ``AgentAnswerError`` when nothing usable is in it."""
     if not isinstance(content, str) or not content.strip():
         raise AgentAnswerError("empty answer")
+    if len(content) > MAX_ANSWER_CHARS:
+        raise AgentAnswerError(f"answer is {len(content)} characters, more than the {MAX_ANSWER_CHARS} accepted")
     text = content.strip()
     fenced = _FENCE.match(text)
     if fenced:
@@ -116,6 +121,8 @@ def parse_answer(content: object) -> list[Proposal]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AgentAnswerError(f"answer is not JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:  # e.g. "[[[[...": deeper than the decoder can go
+        raise AgentAnswerError("answer is JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("concepts"), list):
         raise AgentAnswerError('answer is not an object with a "concepts" list')
     proposals: list[Proposal] = []

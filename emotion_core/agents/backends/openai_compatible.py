@@ -39,6 +39,9 @@ def chat_url(base_url: str) -> str:
     """The chat-completions URL for a base URL given as to OpenAI clients (e.g. ``http://host:11434/v1``)."""
     url = (base_url or "").strip().rstrip("/")
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # never echo it: the part before '@' is a credential
+        raise InvalidInputError("LLM base URL must not carry a user name or key (it would be saved in the workflow "
+                                f"and image metadata); put the key in {API_KEY_ENV[0]} or {API_KEY_ENV[1]} instead")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInputError(f"LLM base URL must be an http(s) URL such as http://127.0.0.1:11434/v1, got {base_url!r}")
     if url.endswith("/chat/completions"):

@@ -47,10 +47,12 @@ def normalise_weights(weights: Mapping[str, float]) -> dict[str, float]:
         if not math.isfinite(weight) or weight < 0:
             raise InvalidInputError(f"weight for {emotion!r} must be a finite number >= 0, got {weight}")
         parsed[emotion] = parsed.get(emotion, 0.0) + weight
-    total = sum(parsed.values())
-    if total <= 0:
+    peak = max(parsed.values(), default=0.0)
+    if peak <= 0:
         raise InvalidInputError("target weights are all zero; give at least one emotion a positive weight")
-    return {e: w / total for e, w in parsed.items() if w > 0}
+    scaled = {e: w / peak for e, w in parsed.items()}  # huge weights must not overflow the sum to inf
+    total = sum(scaled.values())
+    return {e: w / total for e, w in scaled.items() if w / total > 0}
 
 
 def validate_distribution(values: Sequence[float] | torch.Tensor, name: str = "source distribution") -> tuple[float, ...]:

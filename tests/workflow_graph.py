@@ -225,7 +225,7 @@ def check_ui(ui: Mapping, specs: Mapping[str, NodeSpec], files: Mapping[str, set
 def _check_value(spec: InputSpec, value: Any, files: Mapping[str, set[str]]) -> str | None:
     if spec.folder is not None:
         allowed = files.get(spec.folder, set())
-        return None if value in allowed else f"{value!r} is not a file the test assets provide in {spec.folder}/"
+        return None if isinstance(value, str) and value in allowed else f"{value!r} is not a file the test assets provide in {spec.folder}/"
     if spec.type == "COMBO":
         return None if spec.options is None or value in spec.options else f"{value!r} is not one of {list(spec.options)}"
     if spec.type in ("INT", "FLOAT"):
@@ -254,8 +254,12 @@ def _check_links(ui: Mapping, nodes: Mapping[int, dict], specs: Mapping[str, Nod
         source_spec, dest_spec = specs.get(source["type"]), specs.get(dest["type"])
         if source_spec is None or dest_spec is None:
             continue
-        if origin_slot >= len(source_spec.outputs):
+        outputs = source.get("outputs") or []
+        if not isinstance(origin_slot, int) or not 0 <= origin_slot < min(len(source_spec.outputs), len(outputs)):
             problems.append(f"{where}: {source['type']} has no output {origin_slot}")
+            continue
+        if not isinstance(target_slot, int) or target_slot < 0:
+            problems.append(f"{where}: {dest['type']} has no input slot {target_slot}")
             continue
         if target_slot >= len(dest.get("inputs", [])):
             problems.append(f"{where}: {dest['type']} has no input slot {target_slot}")
@@ -263,14 +267,15 @@ def _check_links(ui: Mapping, nodes: Mapping[int, dict], specs: Mapping[str, Nod
         slot = dest["inputs"][target_slot]
         if slot.get("link") != link_id:
             problems.append(f"{where}: {dest['type']} input {slot['name']!r} does not point back at it")
-        if link_id not in (source["outputs"][origin_slot].get("links") or []):
+        if link_id not in (outputs[origin_slot].get("links") or []):
             problems.append(f"{where}: {source['type']} output {origin_slot} does not list it")
         output_type = source_spec.outputs[origin_slot]
         try:
             input_type = dest_spec.input(slot["name"]).type
         except KeyError:
             continue
-        if not _types_match(output_type, input_type) or not _types_match(output_type, link_type):
+        if not isinstance(link_type, str) or not _types_match(output_type, input_type) \
+                or not _types_match(output_type, link_type):
             problems.append(f"{where}: {source['type']} gives {output_type} but {dest['type']}.{slot['name']} "
                             f"takes {input_type} (link says {link_type})")
         if (target, target_slot) in seen_targets:

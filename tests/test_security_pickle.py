@@ -85,6 +85,7 @@ def test_the_payload_is_live(tmp_path, monkeypatch):
         assert marker.read_text() == "pwned" and os.environ.pop(ENV_FLAG) == "1"
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the raw-pickle files
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 @pytest.mark.parametrize("suffix", PICKLE_SUFFIXES)
 def test_load_state_dict_refuses(tmp_path, marker, suffix, legacy):

@@ -13,6 +13,8 @@ from PIL import Image
 
 from .errors import InvalidInputError
 
+MAX_SIDE = 16384  # ComfyUI's MAX_RESOLUTION
+
 
 def as_rgb_batch(images: torch.Tensor, name: str = "image") -> torch.Tensor:
     """Validate an IMAGE batch and return it as float32 ``[B,H,W,3]`` in 0..1.
@@ -28,6 +30,9 @@ def as_rgb_batch(images: torch.Tensor, name: str = "image") -> torch.Tensor:
         raise InvalidInputError(f"{name}: expected an IMAGE tensor [B,H,W,C], got shape {tuple(images.shape)}")
     if images.numel() == 0 or 0 in images.shape:
         raise InvalidInputError(f"{name}: the image batch is empty (shape {tuple(images.shape)})")
+    if max(images.shape[1:3]) > MAX_SIDE:  # refused before anything is resized or encoded at that size
+        raise InvalidInputError(f"{name}: {images.shape[2]}x{images.shape[1]} is larger than {MAX_SIDE} pixels a side "
+                                f"(shape {tuple(images.shape)})")
     channels = images.shape[-1]
     if channels in (1, 2):
         images = images[..., :1].expand(*images.shape[:-1], 3)

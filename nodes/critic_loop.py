@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 
 import torch
@@ -185,6 +186,8 @@ class EmotionCriticLoop(io.ComfyNode):
                 ssim_max: float, confidence: float, rule: str, max_iterations: int, candidates_per_iteration: int,
                 mode: str = CUSTOM, direction=None, source_image=None, latent=None, clip=None,
                 emotion_encoder: str = NO_ENCODER) -> io.NodeOutput:
+        if not math.isfinite(cfg) or cfg < 0:
+            raise InvalidInputError(f"cfg must be a finite number >= 0, got {cfg}")
         if mode not in PRESETS:
             raise InvalidInputError(f"mode must be one of {', '.join(PRESETS)}, got {mode!r}")
         preset = PRESETS[mode]

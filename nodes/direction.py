@@ -64,7 +64,7 @@ class EmotionDirection(io.ComfyNode):
         if source_image is not None:
             if critic is None:
                 raise InvalidInputError("source_image is connected but critic is not; connect a Load Emotion Critic node")
-            distributions = run_critic(critic, source_image)
+            distributions = run_critic(critic, source_image, "source_image")
             source = distributions.mean(dim=0)
             source = source / source.sum()
         direction = make_direction(target, strength, source)

@@ -134,6 +134,8 @@ def make_guider(model, adapter, positive, negative, positive_visual_prompt, nega
     prompt the visual term is off: plain CFG (two branches) with the positive visual prompt,
     and a warning."""
     check_visual_scale(visual_scale)
+    if not math.isfinite(cfg) or cfg < 0:
+        raise InvalidInputError(f"cfg must be a finite number >= 0, got {cfg}")
     if visual_schedule not in SCHEDULES:
         raise InvalidInputError(f"visual_schedule must be one of {list(SCHEDULES)}, got {visual_schedule!r}")
     low, high = WEIGHT_RANGE

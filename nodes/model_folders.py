@@ -35,5 +35,6 @@ def model_path(folder: str, name: str) -> str:
     path = folder_paths.get_full_path(folder, name)
     if path is None:
         searched = ", ".join(folder_paths.get_folder_paths(folder))
-        raise ModelFormatError(f"{name!r} not found in models/{folder} (searched: {searched})")
+        shown = str(name) if len(str(name)) <= 80 else f"{str(name)[:80]}... ({len(str(name))} characters)"
+        raise ModelFormatError(f"{shown!r} not found in models/{folder} (searched: {searched})")
     return path

@@ -10,7 +10,7 @@ import os
 from comfy_api.latest import io
 
 from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.images import to_pil
+from ..emotion_core.images import as_rgb_batch, to_pil
 from ..emotion_core.preference import PreferenceStore, safe_dataset_dir
 from ..emotion_core.taxonomy import EMOTIONS
 from .critics import CATEGORY
@@ -70,6 +70,7 @@ class EmotionPreferenceCollector(io.ComfyNode):
                 positive_visual_prompt=None, negative_visual_prompt=None) -> io.NodeOutput:
         import comfy.model_management
 
+        chosen, rejected = as_rgb_batch(chosen, "chosen"), as_rgb_batch(rejected, "rejected")
         if rejected.shape[0] not in (1, chosen.shape[0]):
             raise InvalidInputError(f"chosen has {chosen.shape[0]} images but rejected has {rejected.shape[0]}; use "
                                     "the same batch size (or one rejected image for all)")

@@ -40,6 +40,9 @@ def check_prefix(prefix: str) -> None:
     """Files stay inside the output folder (ComfyUI would refuse with a bare exception)."""
     if not isinstance(prefix, str):
         raise InvalidInputError(f"filename_prefix must be text, got {type(prefix).__name__}")
+    if any(len(part) > 200 for part in prefix.replace("\\", "/").split("/")):
+        raise InvalidInputError(f"filename_prefix {prefix[:80]!r}... is too long: at most 200 characters per folder "
+                                "or file name")
     normalised = os.path.normpath(prefix)
     if os.path.isabs(normalised) or normalised.split(os.sep)[0] == os.pardir:
         raise InvalidInputError(f"filename_prefix {prefix!r} leaves the output folder; use a relative name such as "

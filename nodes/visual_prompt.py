@@ -6,9 +6,11 @@ from __future__ import annotations
 import functools
 import os
 
+import torch
 from comfy_api.latest import io
 
 from ..emotion_core.errors import InvalidInputError
+from ..emotion_core.images import as_rgb_batch
 from ..emotion_core.visual_prompt import (
     ProjectedPrompt,
     VisualPromptInjection,
@@ -141,6 +143,10 @@ class VisualPromptInjector(io.ComfyNode):
         check_sites(adapter, sites)
         weights = layer_weights(weight_schedule, sites, weight)
         if visual_prompt is None:
+            for name, value in (("image", image), ("negative_image", negative_image)):
+                # before CLIP vision sees NaN or huge images (build_visual_prompt reports an empty batch)
+                if value is not None and not (isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == 0):
+                    as_rgb_batch(value, name)
             encode = _clip_features(clip_vision, adapter.layout.feature_name)
             visual_prompt = build_visual_prompt(adapter, encode, image, negative_image, image_combine)
         inject(patched, adapter, sites, visual_prompt, weights, sigma_range)

@@ -39,8 +39,9 @@ def safe_dataset_dir(root: str | os.PathLike, name: str) -> Path:
     parts; anything that could leave ``root`` (``..``, absolute paths, drive letters, a
     symlink pointing out) is an error."""
     parts = [p for p in str(name).replace("\\", "/").split("/")]
-    if not name or any(not _NAME.match(p) or p in (".", "..") or p.endswith(".") for p in parts):
-        raise InvalidInputError(f"dataset name {name!r} must be folder names of letters, digits, '_', '-', '.' and "
+    if not name or any(not _NAME.match(p) or p in (".", "..") or p.endswith(".") or len(p) > 200 for p in parts):
+        shown = name if len(str(name)) <= 80 else f"{str(name)[:80]}..."
+        raise InvalidInputError(f"dataset name {shown!r} must be folder names (at most 200 characters each) of letters, digits, '_', '-', '.' and "
                                 "spaces, separated by '/', without '..'")
     base = Path(root).resolve()
     path = (base / Path(*parts)).resolve()

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_visual_prompt_nodes import comfy_modules  # noqa: F401 - autouse: the injector's ComfyUI modules, stand-ins
 
 from emotion_core.cli import COMMAND_MODULES, main
 from emotion_core.testing.assets import TEST_FILES
-from test_visual_prompt_nodes import comfy_modules  # noqa: F401 - autouse: the injector's ComfyUI modules, stand-ins
 
 COMFYUI = bool(os.environ.get("COMFYUI_PATH"))
 stand_in_nodes = pytest.mark.skipif(COMFYUI, reason="node inputs are tiny stand-ins (sampling needs them without "
@@ -350,7 +350,6 @@ def node_classes(pack, comfy_models_dir):
 def good_inputs(node_classes, files, tmp_path_factory):
     """Valid inputs for every node (tiny stand-ins); each case overrides some of them."""
     import folder_paths
-
     from test_critic_loop_node import TinyModelPatcher, TinyVae
     from test_load import TinyLatentModel
     from test_visual_prompt_nodes import FakeClipVision, StandInModelPatcher
@@ -412,7 +411,7 @@ def test_every_node_is_in_the_matrix(node_classes, good_inputs):
 
 
 @stand_in_nodes
-@pytest.mark.parametrize("node", sorted(set(n for n, _, _ in NODE_CASES) - NEEDS_COMFYUI))
+@pytest.mark.parametrize("node", sorted({n for n, _, _ in NODE_CASES} - NEEDS_COMFYUI))
 def test_the_good_inputs_run(node, node_classes, good_inputs):
     """The baseline each case changes is valid, so a case's error comes from its bad input."""
     node_classes[node].execute(**good_inputs[node])

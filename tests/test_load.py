@@ -24,12 +24,17 @@ import warnings
 import psutil
 import pytest
 import torch
-from torch import nn
-
 from conftest import ROOT
 from test_critic_loop_node import TinyVae
-from test_visual_prompt_nodes import StandInBaseModel, StandInModelPatcher, _init_weights, comfy_modules, standin_unet  # noqa: F401 - comfy_modules is an autouse fixture
+from test_visual_prompt_nodes import (  # noqa: F401 - comfy_modules is an autouse fixture
+    StandInBaseModel,
+    StandInModelPatcher,
+    _init_weights,
+    comfy_modules,
+    standin_unet,
+)
 from tiny_clip import TinyComfyClip
+from torch import nn
 
 pytestmark = [
     pytest.mark.skipif(bool(os.environ.get("COMFYUI_PATH")),
@@ -117,7 +122,6 @@ def negative_visual_dpo_sampler(node, model, latent_image, steps, seed, **inputs
     """The pack node's guider (clone, injection, three-branch guidance) sampled with Euler;
     the real node hands the same guider to ComfyUI's KSampler."""
     import comfy.sample
-
     from emotion_director_pack.nodes import dpo_sampler
 
     for name in ("sampler_name", "scheduler", "denoise"):
@@ -238,7 +242,6 @@ def pack_nodes(pack, comfy_models_dir, tmp_path_factory, comfy_modules):  # noqa
 
     import comfy.samplers
     import folder_paths
-
     from emotion_director_pack.nodes import EmotionDirectorExtension
 
     saved = (folder_paths.output_directory, getattr(comfy.samplers, "CFGGuider", None),

@@ -13,8 +13,18 @@ class EmotionDirectorExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         register_model_folders()  # idempotent; combos need the folders before schemas are built
-        from . import (agent_rewriter, conditioning, critic_loop, critics, direction, dpo_sampler, preference, prompt_bank,
-                       save_image, visual_prompt)
+        from . import (
+            agent_rewriter,
+            conditioning,
+            critic_loop,
+            critics,
+            direction,
+            dpo_sampler,
+            preference,
+            prompt_bank,
+            save_image,
+            visual_prompt,
+        )
 
         return [*critics.NODES, *direction.NODES, *conditioning.NODES, *visual_prompt.NODES, *prompt_bank.NODES,
                 *agent_rewriter.NODES, *dpo_sampler.NODES, *preference.NODES, *critic_loop.NODES,

@@ -8,6 +8,7 @@ from ..emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
 from ..emotion_core.agents.pipeline import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
 from ..emotion_core.errors import InvalidInputError
 from ..emotion_core.taxonomy import EMOTIONS, parse_emotion
+from .input_checks import CheckedNode
 from .types import EmotionDirectionType
 
 CATEGORY = "Emotion Director/Prompt"
@@ -22,7 +23,7 @@ def strongest_target(direction) -> str:
     return max(weights, key=lambda e: (weights[e], -EMOTIONS.index(e)))
 
 
-class AgentPromptRewriter(io.ComfyNode):
+class AgentPromptRewriter(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

@@ -6,15 +6,15 @@ from __future__ import annotations
 import functools
 import os
 
+import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
-
-import comfy.model_management as mm
 
 from ..emotion_core.conditioning import Encoded, emotion_delta, steer_conditioning
 from ..emotion_core.encoder import load_emotion_encoder
 from ..emotion_core.errors import InvalidInputError
 from .critics import CATEGORY
+from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionDirectionType
 
@@ -37,7 +37,7 @@ def clip_text_encoder(clip):
     return encode
 
 
-class EmotionConditioning(io.ComfyNode):
+class EmotionConditioning(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

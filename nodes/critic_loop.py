@@ -13,20 +13,29 @@ import logging
 import math
 import os
 
-import torch
-from comfy_api.latest import io, ui
-
 import comfy.model_management as mm
 import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
+import torch
+from comfy_api.latest import io, ui
 
 from ..emotion_core.conditioning import emotion_delta, steer_conditioning
 from ..emotion_core.critic_loop import (
-    CUSTOM, PRESETS, RULES, Candidates, LoopSettings, pass_steps, run_critic_loop,
+    CUSTOM,
+    PRESETS,
+    RULES,
+    Candidates,
+    LoopSettings,
+    pass_steps,
+    run_critic_loop,
 )
-from ..emotion_core.critic_loop.settings import DEFAULT_RULE, MAX_CANDIDATES_LIMIT, MAX_ITERATIONS_LIMIT
+from ..emotion_core.critic_loop.settings import (
+    DEFAULT_RULE,
+    MAX_CANDIDATES_LIMIT,
+    MAX_ITERATIONS_LIMIT,
+)
 from ..emotion_core.direction import EmotionDirection as Direction
 from ..emotion_core.direction import make_direction
 from ..emotion_core.errors import InvalidInputError
@@ -34,6 +43,7 @@ from ..emotion_core.images import as_rgb_batch
 from ..emotion_core.taxonomy import EMOTIONS
 from .conditioning import NO_ENCODER, _cached_encoder, clip_text_encoder
 from .critics import CATEGORY, run_critic
+from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionCriticType, EmotionDirectionType
 
@@ -100,7 +110,7 @@ def _conditioning_update(positive, clip, encoder_name: str, needs_encoder: bool)
     return None
 
 
-class EmotionCriticLoop(io.ComfyNode):
+class EmotionCriticLoop(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

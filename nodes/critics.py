@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
-
-import comfy.model_management as mm
 
 from ..emotion_core.critics import EmotionCritic, load_critic
 from ..emotion_core.errors import InvalidInputError
 from ..emotion_core.images import as_rgb_batch
+from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionCriticType
 
@@ -31,7 +31,7 @@ def run_critic(critic: EmotionCritic, images: torch.Tensor, name: str = "image")
         critic.to(mm.unet_offload_device())
 
 
-class EmotionCriticLoader(io.ComfyNode):
+class EmotionCriticLoader(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

@@ -10,6 +10,7 @@ from ..emotion_core.direction import STRENGTH_RANGE, make_direction
 from ..emotion_core.errors import InvalidInputError
 from ..emotion_core.taxonomy import EMOTIONS
 from .critics import CATEGORY, run_critic
+from .input_checks import CheckedNode
 from .types import EmotionCriticType, EmotionDirectionType
 
 
@@ -23,7 +24,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-class EmotionDirection(io.ComfyNode):
+class EmotionDirection(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

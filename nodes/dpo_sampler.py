@@ -19,12 +19,27 @@ import torch
 from comfy_api.latest import io
 
 from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.guidance import (SCHEDULES, VISUAL_SCALE_RANGE, check_visual_scale, step_progress,
-                                     three_branch_guidance, visual_scale_at)
-from ..emotion_core.visual_prompt import (GUIDER_ROLES_OPTION, NEGATIVE, NEGATIVE_VISUAL, POSITIVE, VisualPrompt,
-                                          check_sites, comfy_unet_attn2_sites, layer_weights)
+from ..emotion_core.guidance import (
+    SCHEDULES,
+    VISUAL_SCALE_RANGE,
+    check_visual_scale,
+    step_progress,
+    three_branch_guidance,
+    visual_scale_at,
+)
+from ..emotion_core.visual_prompt import (
+    GUIDER_ROLES_OPTION,
+    NEGATIVE,
+    NEGATIVE_VISUAL,
+    POSITIVE,
+    VisualPrompt,
+    check_sites,
+    comfy_unet_attn2_sites,
+    layer_weights,
+)
 from ..emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 from .critics import CATEGORY
+from .input_checks import CheckedNode
 from .types import VisualPromptAdapterType, VisualPromptType
 from .visual_prompt import inject
 
@@ -216,7 +231,7 @@ DESCRIPTION = (
 )
 
 
-class NegativeVisualDPOSampler(io.ComfyNode):
+class NegativeVisualDPOSampler(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -253,7 +268,7 @@ class NegativeVisualDPOSampler(io.ComfyNode):
         return io.NodeOutput(result)
 
 
-class NegativeVisualDPOGuider(io.ComfyNode):
+class NegativeVisualDPOGuider(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

@@ -14,6 +14,7 @@ from ..emotion_core.images import as_rgb_batch, to_pil
 from ..emotion_core.preference import PreferenceStore, safe_dataset_dir
 from ..emotion_core.taxonomy import EMOTIONS
 from .critics import CATEGORY
+from .input_checks import CheckedNode
 from .types import VisualPromptType
 
 DATASETS_FOLDER = "emotion_preferences"
@@ -26,7 +27,7 @@ def dataset_root() -> str:
     return os.path.join(folder_paths.get_output_directory(), DATASETS_FOLDER)
 
 
-class EmotionPreferenceCollector(io.ComfyNode):
+class EmotionPreferenceCollector(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

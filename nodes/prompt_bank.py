@@ -9,10 +9,15 @@ from comfy_api.latest import io
 
 from ..emotion_core.bank import load_bank
 from ..emotion_core.bank.encoders import load_text_encoder
-from ..emotion_core.bank.tokens import BANK_COMBINE_MODES, bank_visual_prompt, check_bank_fits
+from ..emotion_core.bank.tokens import (
+    BANK_COMBINE_MODES,
+    bank_visual_prompt,
+    check_bank_fits,
+)
 from ..emotion_core.errors import ModelFormatError
 from ..emotion_core.taxonomy import EMOTIONS
 from .critics import CATEGORY
+from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import VisualPromptAdapterType, VisualPromptType
 
@@ -47,7 +52,7 @@ def text_encoder_path(name: str) -> str:
                                f"models/emotion_critic/ ({exc})") from exc
 
 
-class EmotionVisualPromptBank(io.ComfyNode):
+class EmotionVisualPromptBank(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

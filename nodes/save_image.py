@@ -6,18 +6,24 @@ from __future__ import annotations
 import json
 import os
 
-from comfy_api.latest import io
-
 import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 from comfy.cli_args import args
+from comfy_api.latest import io
 
 from ..emotion_core.errors import InvalidInputError
 from ..emotion_core.images import as_rgb_batch, to_pil
-from ..emotion_core.report import (PNG_METADATA_KEY, SEED_MAX, build_report, parse_loop_report, report_json,
-                                   write_numbered_png)
+from ..emotion_core.report import (
+    PNG_METADATA_KEY,
+    SEED_MAX,
+    build_report,
+    parse_loop_report,
+    report_json,
+    write_numbered_png,
+)
 from .critics import CATEGORY, run_critic
+from .input_checks import CheckedNode
 from .types import EmotionCriticType, EmotionDirectionType
 
 COMPRESS_LEVEL = 4  # core SaveImage's
@@ -49,7 +55,7 @@ def check_prefix(prefix: str) -> None:
                                 "'emotion_director' or 'moods/awe'")
 
 
-class EmotionSaveImage(io.ComfyNode):
+class EmotionSaveImage(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(

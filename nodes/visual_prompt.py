@@ -24,6 +24,7 @@ from ..emotion_core.visual_prompt import (
 from ..emotion_core.visual_prompt.prompt import COMBINE_MODES
 from ..emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 from .critics import CATEGORY
+from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import VisualPromptAdapterType, VisualPromptType
 
@@ -34,7 +35,7 @@ def _cached_adapter(path: str, mtime_ns: int, size: int):
     return load_adapter(path)
 
 
-class VisualPromptAdapterLoader(io.ComfyNode):
+class VisualPromptAdapterLoader(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -78,7 +79,7 @@ def _sigma_range(model, start_percent: float, end_percent: float):
     return sampling.percent_to_sigma(start_percent), sampling.percent_to_sigma(end_percent)
 
 
-class VisualPromptInjector(io.ComfyNode):
+class VisualPromptInjector(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         low, high = WEIGHT_RANGE

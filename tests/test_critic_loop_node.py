@@ -188,8 +188,8 @@ def test_interrupt_inside_a_pass_raises_cleanly(node, critic, monkeypatch):
 
 @pytest.mark.parametrize("overrides, words", [
     ({"ssim_min": 0.9, "ssim_max": 0.2}, "ssim_low"),
-    ({"confidence": 1.2}, "confidence must be between 0 and 1"),
-    ({"ssim_max": -0.1}, "ssim_high must be between 0 and 1"),
+    ({"confidence": 1.2}, "confidence must be between 0.0 and 1.0"),
+    ({"ssim_max": -0.1}, "ssim_max must be between 0.0 and 1.0"),
     ({"max_iterations": 0}, "max_iterations"),
     ({"source_image": None}, "neither is connected"),
     ({"latent": {"samples": torch.zeros(1, 4, 5, 4)}}, "source_image is 32x32 but the latent decodes to 40x32"),

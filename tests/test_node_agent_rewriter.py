@@ -49,7 +49,9 @@ def test_execute_rewrites_with_builtin_agents(node):
 
 
 def test_emotion_direction_overrides_the_widget(node):
-    direction = SimpleNamespace(target={"fear": 0.7, "sadness": 0.3}, strength=1.0)
+    from emotion_director_pack.emotion_core.direction import make_direction
+
+    direction = make_direction({"fear": 0.7, "sadness": 0.3})
     out = node.execute(prompt="a dog in a park", emotion="amusement", emotion_direction=direction, **DEFAULTS)
     assert json.loads(out.args[2])["emotion"] == "fear"
 
@@ -59,7 +61,7 @@ def test_bad_input_is_a_clear_error(node):
 
     with pytest.raises(InvalidInputError, match="empty"):
         node.execute(prompt="  ", emotion="awe", **DEFAULTS)
-    with pytest.raises(InvalidInputError, match="no target"):
+    with pytest.raises(InvalidInputError, match="emotion_direction: expected a EMOTION_DIRECTION"):
         node.execute(prompt="a dog", emotion="awe", emotion_direction=SimpleNamespace(target={}), **DEFAULTS)
 
 

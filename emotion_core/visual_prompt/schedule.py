@@ -35,8 +35,9 @@ def _parse_list(spec: str) -> list[float]:
         try:
             value = float(part)
         except ValueError:
+            shown = spec if len(spec) <= 40 else spec[:40] + "..."
             raise InvalidInputError(
-                f"schedule {spec!r} is not a preset ({', '.join(PRESETS)}) or a comma list of numbers"
+                f"weight_schedule {shown!r} is not a preset ({', '.join(PRESETS)}) or a comma list of numbers"
             ) from None
         values.append(check_weight(value, "schedule value"))
     return values

@@ -118,7 +118,9 @@ class CheckedNode(io.ComfyNode):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         execute = cls.__dict__.get("execute")
-        if execute is None:
+        # ComfyUI re-creates node classes (class clones, locked classes) from their dict:
+        # an execute that is already checked is left alone (a locked class refuses setattr)
+        if execute is None or getattr(execute.__func__, "inputs_checked", False):
             return
         function = execute.__func__
         signature = inspect.signature(function)
@@ -131,4 +133,5 @@ class CheckedNode(io.ComfyNode):
             check_inputs(node_cls.define_schema(), {k: v for k, v in bound.arguments.items() if k != owner})
             return function(node_cls, *args, **values)
 
+        checked.inputs_checked = True
         cls.execute = classmethod(checked)

@@ -174,7 +174,7 @@ def test_bad_input(setup, tmp_path):
     two = [[torch.cat([text[0][0]] * 2), {}]]
     with pytest.raises(InvalidInputError, match="batch 2"):
         _dpo(setup, positive=two, latent_image={"samples": torch.zeros(3, 4, 8, 8)})
-    with pytest.raises(InvalidInputError, match="visual guidance scale"):
+    with pytest.raises(InvalidInputError, match="visual_scale must be between"):
         _dpo(setup, visual_scale=-1.0)
     with pytest.raises(InvalidInputError, match="visual prompt was made for"):
         _dpo(setup, adapter=plus_adapter(tmp_path))

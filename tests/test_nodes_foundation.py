@@ -59,6 +59,16 @@ def test_every_node_has_a_help_page(nodes):
         assert not undocumented, f"{node_id}.md does not describe inputs {undocumented}"
 
 
+def test_node_classes_survive_comfyui_class_cloning(nodes):
+    """ComfyUI re-creates node classes from their dict (class clones, then locked classes that
+    refuse setattr): the input check must not wrap execute again."""
+    for node_id, cls in nodes.items():
+        clone = type(f"{cls.__name__}Clone", (cls,), {})
+        locked = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+        for copy in (clone, locked):
+            assert copy.execute.__func__ is cls.execute.__func__, f"{node_id}: execute wrapped twice"
+
+
 def test_every_schema_passes_comfyui_validation(nodes):
     """ComfyUI refuses the whole pack if one schema has clashing ids; GET_SCHEMA validates."""
     assert set(NODE_IDS) <= set(nodes)

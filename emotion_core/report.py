@@ -135,10 +135,11 @@ def report_json(report: dict) -> str:
 
 
 def write_new_png(image: Image.Image, path: str | os.PathLike, text_chunks: Mapping[str, str],
-                  compress_level: int = 4) -> None:
+                  compress_level: int = 4, replace: bool = False) -> None:
     """Write ``image`` with ``text_chunks`` (key -> text) to ``path`` only if no file is there:
     encoded in full beside it, then linked into place, so readers never see half a file and an
-    existing file is never replaced (``FileExistsError``)."""
+    existing file is never replaced (``FileExistsError``). With ``replace`` the full file is
+    renamed over an existing one instead (still never half-written)."""
     path = Path(path)
     info = PngInfo()
     for key, text in text_chunks.items():
@@ -150,6 +151,9 @@ def write_new_png(image: Image.Image, path: str | os.PathLike, text_chunks: Mapp
                 image.save(handle, format="PNG", pnginfo=info, compress_level=compress_level)
         except OSError as exc:  # a full disk says nothing of where: name the file
             raise OSError(f"cannot write {path}: {exc}") from exc
+        if replace:
+            os.replace(tmp, path)
+            return
         try:
             os.link(tmp, path)
         except OSError as exc:  # FileExistsError (EEXIST) included: re-raised

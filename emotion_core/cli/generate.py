@@ -20,14 +20,13 @@ import argparse
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import InvalidInputError
 from ..guidance import SCHEDULES as GUIDANCE_SCHEDULES
+from ..report import PNG_METADATA_KEY, write_new_png
 from . import add_json_flag
 from .loop_common import (add_loop_arguments, loop_options_given, loop_settings, loop_summary, refuse_existing,
                           run_pipeline_loop, write_report)
@@ -35,7 +34,6 @@ from .score import positive_int
 
 log = logging.getLogger(__name__)
 
-PNG_METADATA_KEY = "emotion_director"
 MAX_SIDE = 4096
 SIZE_MULTIPLE = 8
 DEFAULT_IMG2IMG_DENOISE = 0.75
@@ -226,29 +224,16 @@ def output_paths(out: Path, emotion: str, seeds: list[int]) -> list[Path]:
 
 
 def write_png(image, path: Path, metadata: dict, overwrite: bool) -> None:
-    """Encode fully, write beside the target, then link into place (never half-written; an
-    existing file is kept unless ``overwrite``)."""
-    from PIL.PngImagePlugin import PngInfo
-
+    """The run's metadata in the ``emotion_director`` chunk; written whole, and an existing
+    file is kept unless ``overwrite`` (``emotion_core.report.write_new_png``)."""
     from ..images import to_pil
 
-    info = PngInfo()
-    info.add_text(PNG_METADATA_KEY, json.dumps(metadata, sort_keys=True))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            to_pil(image).save(handle, format="PNG", pnginfo=info)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise InvalidInputError(f"{path} exists; pass --overwrite to replace it") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        write_new_png(to_pil(image), path, {PNG_METADATA_KEY: json.dumps(metadata, sort_keys=True)},
+                      compress_level=6, replace=overwrite)
+    except FileExistsError:
+        raise InvalidInputError(f"{path} exists; pass --overwrite to replace it") from None
 
 
 def _load_init_image(args: argparse.Namespace):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from . import add_json_flag
-from .score import positive_int
+from .arguments import positive_int, safetensors_out
 
 
 def register(commands) -> None:
@@ -38,11 +38,7 @@ def register(commands) -> None:
 
 
 def run_build(args: argparse.Namespace) -> dict:
-    out = Path(args.out)
-    if out.suffix not in (".safetensors", ".sft"):
-        raise InvalidInputError(f"--out must end in .safetensors, got {out.name}")
-    if out.exists() and not args.overwrite:
-        raise InvalidInputError(f"{out} exists; pass --overwrite to replace it")
+    out = safetensors_out(args.out, args.overwrite)
     if (args.image_encoder == "dino") != (args.dino is not None):
         raise InvalidInputError("--dino DIR is needed with --image-encoder dino, and only with it")
     if not Path(args.clip).is_file():

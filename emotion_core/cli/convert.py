@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError, ModelFormatError
 from . import add_json_flag
+from .arguments import refuse_existing
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,7 @@ def run(args: argparse.Namespace) -> dict:
         raise InvalidInputError(f"input not found: {source}")
     if target.suffix not in SAFETENSORS_SUFFIXES:
         raise InvalidInputError(f"OUT must be a .safetensors file, got {target.name}")
-    if target.exists() and not args.overwrite:
-        raise InvalidInputError(f"{target} exists; pass --overwrite to replace it")
+    refuse_existing([target], args.overwrite)
     metadata = _metadata(args, source)
     tensors = load_state_dict(source, trust_pickle=args.trust_pickle)
     kind = args.kind or metadata.get("kind") or _detect(tensors, source)

@@ -12,8 +12,13 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from . import add_json_flag
-from .loop_common import add_loop_arguments, loop_settings, refuse_existing, run_pipeline_loop, write_report
-from .score import positive_int
+from .arguments import positive_int, refuse_existing
+from .loop_common import (
+    add_loop_arguments,
+    loop_settings,
+    run_pipeline_loop,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 SIZE_MULTIPLE = 8

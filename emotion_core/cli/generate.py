@@ -28,9 +28,15 @@ from ..errors import InvalidInputError
 from ..guidance import SCHEDULES as GUIDANCE_SCHEDULES
 from ..report import PNG_METADATA_KEY, write_new_png
 from . import add_json_flag
-from .loop_common import (add_loop_arguments, loop_options_given, loop_settings, loop_summary, refuse_existing,
-                          run_pipeline_loop, write_report)
-from .score import positive_int
+from .arguments import positive_int, refuse_existing
+from .loop_common import (
+    add_loop_arguments,
+    loop_options_given,
+    loop_settings,
+    loop_summary,
+    run_pipeline_loop,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +150,9 @@ def _check_size(name: str, value: int | None) -> None:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
+    from ..direction import make_direction
     from ..taxonomy import parse_emotion
     from ..visual_prompt.schedule import check_weight
-
-    from ..direction import make_direction
 
     args.emotion = parse_emotion(args.emotion)
     make_direction(args.emotion, args.strength)  # a clear error for a strength outside [0, 2]
@@ -350,7 +355,11 @@ def _sampling(pipe, args: argparse.Namespace):
     if not args.negative_visual_prompt:
         return positive, lambda steered: [steered, negative], cfg_guidance(args.cfg), {}
     # third branch: the same (steered) text, the negative visual prompt's tokens
-    from ..guidance import NEGATIVE_VISUAL_INDEX, negative_visual_guidance, pipeline_options
+    from ..guidance import (
+        NEGATIVE_VISUAL_INDEX,
+        negative_visual_guidance,
+        pipeline_options,
+    )
 
     guidance = negative_visual_guidance(args.cfg, args.visual_guidance, args.visual_guidance_schedule)
     options = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": pipeline_options()}

@@ -10,9 +10,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
-from ..errors import InvalidInputError
+from .arguments import refuse_existing
 
 # command-line destination -> LoopSettings field (whose default is the option's default)
 LOOP_FIELDS = {
@@ -70,13 +70,6 @@ def loop_options_given(args: argparse.Namespace) -> list[str]:
     given += [f"--{dest.replace('_', '-')}" for dest, field in LOOP_FIELDS.items()
               if getattr(args, dest) != getattr(default, field)]
     return given
-
-
-def refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
-    """Checked before any model is loaded, so a long run never ends on an existing file."""
-    for path in paths:
-        if Path(path).exists() and not overwrite:
-            raise InvalidInputError(f"{path} exists; pass --overwrite to replace it")
 
 
 def run_pipeline_loop(pipe, critic, target, settings, *, positive, branches: Callable[[object], list], guidance,

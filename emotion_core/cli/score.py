@@ -10,17 +10,7 @@ from typing import Iterator
 
 from ..errors import InvalidInputError
 from . import add_json_flag
-
-
-def positive_int(text: str) -> int:
-    message = f"expected a positive integer, got {text!r}"
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(message) from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(message)
-    return value
+from .arguments import positive_int
 
 
 def register(commands) -> None:

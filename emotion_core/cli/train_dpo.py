@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from . import add_json_flag
-from .score import positive_int
+from .arguments import positive_int, safetensors_out
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,7 @@ def checkpoint_dir(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> dict:
-    out = Path(args.out)
-    if out.suffix not in (".safetensors", ".sft"):
-        raise InvalidInputError(f"--out must end in .safetensors, got {out.name}")
-    if out.exists() and not args.overwrite:
-        raise InvalidInputError(f"{out} exists; pass --overwrite to replace it")
+    out = safetensors_out(args.out, args.overwrite)
     if args.resolution % 8:
         raise InvalidInputError(f"--resolution must be a multiple of 8, got {args.resolution}")
     if not Path(args.adapter).is_file():

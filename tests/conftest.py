@@ -57,6 +57,15 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def tiny_sd_pipeline(tmp_path_factory) -> dict:
+    """The tiny diffusers SD pipeline with its image encoder and adapters, written once per
+    session (role -> path); tests only read it."""
+    from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
+
+    return write_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny_sd") / "pipe")
+
+
+@pytest.fixture(scope="session")
 def pack():
     return load_pack()
 

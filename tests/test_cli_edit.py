@@ -11,16 +11,15 @@ from PIL import Image
 from emotion_core.cli import main
 from emotion_core.testing.assets import TEST_FILES
 from emotion_core.testing.critic_assets import write_test_critics
-from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_sd_pipeline):
     root = tmp_path_factory.mktemp("edit")
-    pipe = write_tiny_sd_pipeline(root / "pipe")["pipeline"]
+    pipe = tiny_sd_pipeline["pipeline"]
     critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
     image = root / "src.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (68, 64, 3), dtype=np.uint8)).save(image)

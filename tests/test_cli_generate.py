@@ -9,15 +9,14 @@ from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.cli.generate import PNG_METADATA_KEY, VisualPromptArg
-from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return write_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny_sd") / "pipe")
+def assets(tiny_sd_pipeline):
+    return tiny_sd_pipeline
 
 
 @pytest.fixture(scope="module")

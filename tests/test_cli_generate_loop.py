@@ -12,7 +12,6 @@ from emotion_core.cli import main
 from emotion_core.cli.generate import PNG_METADATA_KEY
 from emotion_core.testing.assets import TEST_FILES
 from emotion_core.testing.critic_assets import write_test_critics
-from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
 # the tiny random critic's top-1 for the tiny pipeline's images: passes get accepted and refined
 ACCEPTED_EMOTION = "disgust"
@@ -22,9 +21,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_sd_pipeline):
     root = tmp_path_factory.mktemp("generate_loop")
-    assets = write_tiny_sd_pipeline(root / "pipe")
+    assets = tiny_sd_pipeline
     critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
     init = root / "init.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(init)

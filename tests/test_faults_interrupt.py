@@ -15,7 +15,6 @@ from emotion_core.cli import main
 from emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
 from emotion_core.testing.assets import TEST_FILES
 from emotion_core.testing.critic_assets import write_test_critics
-from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,9 +71,9 @@ def test_core_loop_interrupted_mid_pass_leaves_nothing_and_reruns_identically():
 # --- critic loop, CLI -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sd(tmp_path_factory):
+def sd(tmp_path_factory, tiny_sd_pipeline):
     root = tmp_path_factory.mktemp("faults_sd")
-    assets = write_tiny_sd_pipeline(root / "pipe")
+    assets = tiny_sd_pipeline
     critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
     image = root / "src.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(image)

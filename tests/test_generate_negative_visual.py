@@ -9,16 +9,15 @@ from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.cli.generate import PNG_METADATA_KEY
-from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
+def assets(tmp_path_factory, tiny_sd_pipeline):
     folder = tmp_path_factory.mktemp("tiny_sd_nv")
-    written = write_tiny_sd_pipeline(folder / "pipe")
+    written = tiny_sd_pipeline
     rng = np.random.default_rng(1)
     for name in ("awe", "fear"):
         Image.fromarray((rng.random((64, 64, 3)) * 255).astype("uint8")).save(folder / f"{name}.png")

@@ -10,7 +10,6 @@ from emotion_core.errors import InvalidInputError, ModelFormatError
 from emotion_core.pipeline import (SCHEDULER_NAMES, cfg_guidance, decode_latents, encode_image,
                                    encode_prompts, load_pipeline, sample, use_scheduler)
 from emotion_core.pipeline.visual import load_image_encoder, visual_prompt_patches, visual_prompts_from_images
-from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 from emotion_core.visual_prompt import load_adapter
 
 SIZE = 64  # pixels: 8x8 latents
@@ -20,8 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return write_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny_sd") / "pipe")
+def assets(tiny_sd_pipeline):
+    return tiny_sd_pipeline
 
 
 @pytest.fixture(scope="module")

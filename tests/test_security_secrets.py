@@ -140,11 +140,10 @@ def test_save_emotion_image_png_has_no_secrets(sentinel_env, tmp_path, monkeypat
     assert SENTINEL not in out.result[0]
 
 
-def test_cli_generate_outputs_have_no_secrets(sentinel_env, tmp_path, capsys, caplog):
+def test_cli_generate_outputs_have_no_secrets(sentinel_env, tmp_path, capsys, caplog, tiny_sd_pipeline):
     from emotion_core.cli import main
-    from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
-    assets = write_tiny_sd_pipeline(tmp_path / "pipe")
+    assets = tiny_sd_pipeline
     out = tmp_path / "out"
     with caplog.at_level(logging.DEBUG):
         code = main(["generate", "--model", str(assets["pipeline"]), "--emotion", "awe", "--prompt", "a hill",

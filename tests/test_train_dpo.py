@@ -40,13 +40,11 @@ def test_dpo_loss_matches_hand_computation():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_sd_pipeline):
     from emotion_core.pipeline import load_pipeline
     from emotion_core.pipeline.visual import load_image_encoder
-    from emotion_core.testing.diffusers_assets import write_tiny_sd_pipeline
 
-    root = tmp_path_factory.mktemp("tiny_sd")
-    files = write_tiny_sd_pipeline(root / "sd")
+    files = tiny_sd_pipeline
     return files, load_pipeline(files["pipeline"]), load_image_encoder(files["image_encoder"])
 
 

@@ -9,17 +9,16 @@ emotions, numbers and the loop's verdict words go in: never paths or secrets.
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from .atomic import link_new, temp_beside
 from .direction import EmotionDirection, validate_distribution
 from .errors import InvalidInputError
 from .taxonomy import EMOTIONS, as_dict, parse_emotion
@@ -29,7 +28,6 @@ GENERATOR = "Emotion Director"
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed widgets go up to 2^64-1
 MAX_NAME_ATTEMPTS = 10000
 # errors from os.link on file systems without hard links (exFAT, some network mounts)
-_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def _loop_error(message: str) -> InvalidInputError:
@@ -144,27 +142,15 @@ def write_new_png(image: Image.Image, path: str | os.PathLike, text_chunks: Mapp
     info = PngInfo()
     for key, text in text_chunks.items():
         info.add_text(key, text)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    with temp_beside(path) as tmp:
         try:
-            with os.fdopen(fd, "wb") as handle:
-                image.save(handle, format="PNG", pnginfo=info, compress_level=compress_level)
+            image.save(tmp, format="PNG", pnginfo=info, compress_level=compress_level)
         except OSError as exc:  # a full disk says nothing of where: name the file
             raise OSError(f"cannot write {path}: {exc}") from exc
         if replace:
             os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except OSError as exc:  # FileExistsError (EEXIST) included: re-raised
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            # no hard links here: claim the name exclusively, then swap the full file in
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        else:
+            link_new(tmp, path)
 
 
 def write_numbered_png(image: Image.Image, folder: str | os.PathLike, name: Callable[[int], str], counter: int,

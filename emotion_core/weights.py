@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import temp_beside
 from .errors import ModelFormatError, UnsafeCheckpointError
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,12 @@ def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLik
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)} if metadata else None
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(contiguous, tmp, metadata=header)
-        os.replace(tmp, path)
+        with temp_beside(path) as tmp:
+            save_file(contiguous, str(tmp), metadata=header)
+            os.replace(tmp, path)
     except (SafetensorError, OSError) as exc:  # a full disk says nothing of where: name the file
         raise OSError(f"cannot write {path}: {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -8,10 +8,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import temp_beside
 from .arguments import refuse_existing
 
 # command-line destination -> LoopSettings field (whose default is the option's default)
@@ -125,11 +125,7 @@ def write_report(path: Path, report: dict, overwrite: bool) -> None:
     path = Path(path)
     refuse_existing([path], overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with temp_beside(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -15,11 +15,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..atomic import link_new, temp_beside
 from ..errors import InvalidInputError
 from ..taxonomy import parse_emotion
 from ..weights import save_safetensors
@@ -81,22 +81,13 @@ class _Lock:
 
 def _link_new(write: Callable[[Path], None], final: Path) -> bool:
     """Write through ``write(tmp)`` and give it the name ``final`` unless that exists (False then)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
+    with temp_beside(final) as tmp:
+        write(tmp)
         try:
-            os.link(tmp, final)
+            link_new(tmp, final)
         except FileExistsError:
             return False
-        except OSError:  # no hard links on this file system: check, then rename
-            if final.exists():
-                return False
-            os.replace(tmp, final)
         return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class PreferenceStore:
@@ -173,13 +164,9 @@ class PreferenceStore:
             old = pairs.read_bytes() if pairs.exists() else b""
             if old and not old.endswith(b"\n"):
                 old += b"\n"  # a line cut by another tool: keep it, the reader skips it with a count
-            fd, tmp = tempfile.mkstemp(prefix=f".{PAIRS_FILE}.", suffix=".tmp", dir=self.root)
-            try:
-                with os.fdopen(fd, "wb") as handle:
+            with temp_beside(pairs) as tmp:
+                with open(tmp, "wb") as handle:
                     handle.write(old + line)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp, pairs)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)

@@ -18,7 +18,6 @@ import logging
 import os
 import pickle
 import sys
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..atomic import temp_beside
 from ..errors import InvalidInputError, UnsafeCheckpointError
 from ..visual_prompt import NEGATIVE_VISUAL, POSITIVE, ImagePromptAttention, VisualPromptAdapter, check_sites
 from ..visual_prompt.diffusers_unet import diffusers_attn2_sites, patched
@@ -189,14 +189,9 @@ def _save_checkpoint(folder: Path, step: int, model: DPOModel, optimizer, config
     state = {"step": step, "adapter": model.adapter.state_dict(), "optimizer": optimizer.state_dict(),
              "reference_fingerprint": _fingerprint(model.reference), "seed": config.seed, "beta": config.beta,
              "batch_size": config.batch_size, "resolution": config.resolution}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with temp_beside(path) as tmp:
         torch.save(state, tmp)
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     for old in _checkpoints(folder)[:-KEEP_CHECKPOINTS]:
         old.unlink(missing_ok=True)
     return path

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
-from ..emotion_core.agents.pipeline import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.taxonomy import EMOTIONS, parse_emotion
+from emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
+from emotion_core.agents.rewrite_flow import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
+from emotion_core.errors import InvalidInputError
+from emotion_core.taxonomy import EMOTIONS, parse_emotion
 from .input_checks import CheckedNode
 from .types import EmotionDirectionType
 

@@ -10,9 +10,9 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from ..emotion_core.conditioning import Encoded, emotion_delta, steer_conditioning
-from ..emotion_core.encoder import load_emotion_encoder
-from ..emotion_core.errors import InvalidInputError
+from emotion_core.conditioning import Encoded, emotion_delta, steer_conditioning
+from emotion_core.emotion_encoder import load_emotion_encoder
+from emotion_core.errors import InvalidInputError
 from .critics import CATEGORY
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path

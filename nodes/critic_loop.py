@@ -21,8 +21,8 @@ import latent_preview
 import torch
 from comfy_api.latest import io, ui
 
-from ..emotion_core.conditioning import emotion_delta, steer_conditioning
-from ..emotion_core.critic_loop import (
+from emotion_core.conditioning import emotion_delta, steer_conditioning
+from emotion_core.critic_loop import (
     CUSTOM,
     PRESETS,
     RULES,
@@ -31,16 +31,16 @@ from ..emotion_core.critic_loop import (
     pass_steps,
     run_critic_loop,
 )
-from ..emotion_core.critic_loop.settings import (
+from emotion_core.critic_loop.settings import (
     DEFAULT_RULE,
     MAX_CANDIDATES_LIMIT,
     MAX_ITERATIONS_LIMIT,
 )
-from ..emotion_core.direction import EmotionDirection as Direction
-from ..emotion_core.direction import make_direction
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.images import as_rgb_batch
-from ..emotion_core.taxonomy import EMOTIONS
+from emotion_core.direction import EmotionDirection as Direction
+from emotion_core.direction import make_direction
+from emotion_core.errors import InvalidInputError
+from emotion_core.images import as_rgb_batch
+from emotion_core.taxonomy import EMOTIONS
 from .conditioning import NO_ENCODER, _cached_encoder, clip_text_encoder
 from .critics import CATEGORY, run_critic
 from .input_checks import CheckedNode

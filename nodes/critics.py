@@ -6,9 +6,9 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from ..emotion_core.critics import EmotionCritic, load_critic
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.images import as_rgb_batch
+from emotion_core.critics import EmotionCritic, load_critic
+from emotion_core.errors import InvalidInputError
+from emotion_core.images import as_rgb_batch
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionCriticType

@@ -6,9 +6,9 @@ import json
 
 from comfy_api.latest import io
 
-from ..emotion_core.direction import STRENGTH_RANGE, make_direction
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.taxonomy import EMOTIONS
+from emotion_core.direction import STRENGTH_RANGE, make_direction
+from emotion_core.errors import InvalidInputError
+from emotion_core.taxonomy import EMOTIONS
 from .critics import CATEGORY, run_critic
 from .input_checks import CheckedNode
 from .types import EmotionCriticType, EmotionDirectionType
@@ -24,7 +24,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-class EmotionDirection(CheckedNode):
+class EmotionDirectionNode(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -75,4 +75,4 @@ class EmotionDirection(CheckedNode):
         return io.NodeOutput(direction, text, ui=ui)
 
 
-NODES = [EmotionDirection]
+NODES = [EmotionDirectionNode]

@@ -18,8 +18,8 @@ import math
 import torch
 from comfy_api.latest import io
 
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.guidance import (
+from emotion_core.errors import InvalidInputError
+from emotion_core.guidance import (
     SCHEDULES,
     VISUAL_SCALE_RANGE,
     check_visual_scale,
@@ -27,7 +27,7 @@ from ..emotion_core.guidance import (
     three_branch_guidance,
     visual_scale_at,
 )
-from ..emotion_core.visual_prompt import (
+from emotion_core.visual_prompt import (
     GUIDER_ROLES_OPTION,
     NEGATIVE,
     NEGATIVE_VISUAL,
@@ -37,7 +37,7 @@ from ..emotion_core.visual_prompt import (
     comfy_unet_attn2_sites,
     layer_weights,
 )
-from ..emotion_core.visual_prompt.schedule import WEIGHT_RANGE
+from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 from .critics import CATEGORY
 from .input_checks import CheckedNode
 from .types import VisualPromptAdapterType, VisualPromptType

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
-from ..emotion_core.critics.base import EmotionCritic
-from ..emotion_core.direction import EmotionDirection
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.visual_prompt.adapter import VisualPromptAdapter
-from ..emotion_core.visual_prompt.prompt import VisualPrompt
+from emotion_core.critics.base import EmotionCritic
+from emotion_core.direction import EmotionDirection
+from emotion_core.errors import InvalidInputError
+from emotion_core.visual_prompt.adapter import VisualPromptAdapter
+from emotion_core.visual_prompt.prompt import VisualPrompt
 
 SHOWN_CHARS = 40
 # Pack socket types -> the Python class a value must be.
@@ -97,8 +97,7 @@ def check_value(spec, value: Any) -> None:
         _conditioning(name, value)
     elif kind in PACK_TYPES:
         expected, source = PACK_TYPES[kind]
-        # by class name: tests and scripts may hold a second import of emotion_core
-        if not any(base.__name__ == expected.__name__ for base in type(value).__mro__):
+        if not isinstance(value, expected):
             raise InvalidInputError(f"{name}: expected a {kind} (from {source}), got {type(value).__name__}")
 
 

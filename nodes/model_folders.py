@@ -7,7 +7,7 @@ import os
 
 import folder_paths
 
-from ..emotion_core.errors import ModelFormatError
+from emotion_core.errors import ModelFormatError
 
 # ComfyUI folder name -> extensions listed in that folder's combo.
 MODEL_FOLDERS: dict[str, set[str]] = {

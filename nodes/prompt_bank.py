@@ -7,15 +7,15 @@ import os
 
 from comfy_api.latest import io
 
-from ..emotion_core.bank import load_bank
-from ..emotion_core.bank.encoders import load_text_encoder
-from ..emotion_core.bank.tokens import (
+from emotion_core.bank import load_bank
+from emotion_core.bank.feature_encoders import load_text_encoder
+from emotion_core.bank.retrieval import (
     BANK_COMBINE_MODES,
     bank_visual_prompt,
     check_bank_fits,
 )
-from ..emotion_core.errors import ModelFormatError
-from ..emotion_core.taxonomy import EMOTIONS
+from emotion_core.errors import ModelFormatError
+from emotion_core.taxonomy import EMOTIONS
 from .critics import CATEGORY
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path

@@ -12,9 +12,9 @@ import folder_paths
 from comfy.cli_args import args
 from comfy_api.latest import io
 
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.images import as_rgb_batch, to_pil
-from ..emotion_core.report import (
+from emotion_core.errors import InvalidInputError
+from emotion_core.images import as_rgb_batch, to_pil
+from emotion_core.report import (
     PNG_METADATA_KEY,
     SEED_MAX,
     build_report,

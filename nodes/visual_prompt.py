@@ -9,9 +9,9 @@ import os
 import torch
 from comfy_api.latest import io
 
-from ..emotion_core.errors import InvalidInputError
-from ..emotion_core.images import as_rgb_batch
-from ..emotion_core.visual_prompt import (
+from emotion_core.errors import InvalidInputError
+from emotion_core.images import as_rgb_batch
+from emotion_core.visual_prompt import (
     ProjectedPrompt,
     VisualPromptInjection,
     build_visual_prompt,
@@ -21,8 +21,8 @@ from ..emotion_core.visual_prompt import (
     load_adapter,
     make_patches,
 )
-from ..emotion_core.visual_prompt.prompt import COMBINE_MODES
-from ..emotion_core.visual_prompt.schedule import WEIGHT_RANGE
+from emotion_core.visual_prompt.prompt import COMBINE_MODES
+from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 from .critics import CATEGORY
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path

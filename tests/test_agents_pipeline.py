@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_core.agents import rewrite
-from emotion_core.agents.encoder import encoder_available
+from emotion_core.agents.sentence_encoder import encoder_available
 from emotion_core.agents.knowledge import knowledge
 from emotion_core.agents.semantics import MAX_PROMPT_CHARS, extract
 from emotion_core.agents.tokens import count_tokens

@@ -447,7 +447,7 @@ def _with_gaps(cases):
 @stand_in_nodes
 @pytest.mark.parametrize("node, overrides, names", _with_gaps(NODE_CASES), ids=_case_id)
 def test_node_bad_input_is_an_error_naming_the_input(node, overrides, names, node_classes, good_inputs):
-    from emotion_director_pack.emotion_core.errors import InvalidInputError
+    from emotion_core.errors import InvalidInputError
 
     TRIED["node"] += 1
     with pytest.raises(InvalidInputError) as caught:

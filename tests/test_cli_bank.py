@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from emotion_core.bank import load_bank
-from emotion_core.bank.encoders import ClipTextEncoder, clip_image_encoder, load_open_clip
+from emotion_core.bank.feature_encoders import ClipTextEncoder, clip_image_encoder, load_open_clip
 from emotion_core.cli import main
 from emotion_core.images import load_image
 

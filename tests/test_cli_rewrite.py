@@ -7,7 +7,7 @@ import json
 import pytest
 
 from emotion_core import cli
-from emotion_core.agents.encoder import encoder_available
+from emotion_core.agents.sentence_encoder import encoder_available
 from emotion_core.taxonomy import EMOTIONS
 
 

@@ -35,7 +35,7 @@ def loaded(comfyui_server, comfy_models_dir, pack, tmp_path_factory):
     folder_paths.set_temp_directory(str(tmp_path_factory.mktemp("comfy_temp")))  # previews: never the checkout
     model, clip, vae = comfy.sd.load_checkpoint_guess_config(
         str(comfyui_server.models_dir / TEST_FILES["checkpoint"]), output_vae=True, output_clipvision=False)[:3]
-    from emotion_director_pack.emotion_core.critics import load_critic
+    from emotion_core.critics import load_critic
 
     critic = load_critic(comfy_models_dir / TEST_FILES["critic_emoeditor"])
     return model, clip, vae, critic

@@ -196,7 +196,7 @@ def test_interrupt_inside_a_pass_raises_cleanly(node, critic, monkeypatch):
     ({"mode": "EmoEditor"}, "emotion encoder"),
 ])
 def test_bad_input(node, critic, overrides, words):
-    from emotion_director_pack.emotion_core.errors import InvalidInputError
+    from emotion_core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match=words):
         run(node, critic, **overrides)

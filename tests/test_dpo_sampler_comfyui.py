@@ -29,7 +29,7 @@ def setup(tmp_path_factory, pack):
     # ComfyUI detects an SD1.5 UNet from these key shapes (see emotion_core.testing.checkpoint);
     # only the UNet is built: the sampler needs no CLIP or VAE here.
     from emotion_core.testing.checkpoint import _Shapes, _generator, _unet
-    from emotion_director_pack.emotion_core.visual_prompt import VisualPrompt, load_adapter
+    from emotion_core.visual_prompt import VisualPrompt, load_adapter
 
     shapes = _Shapes()
     _unet(shapes)
@@ -168,7 +168,7 @@ def test_guider_node_with_sampler_custom_advanced(setup):
 
 
 def test_bad_input(setup, tmp_path):
-    from emotion_director_pack.emotion_core.errors import InvalidInputError
+    from emotion_core.errors import InvalidInputError
 
     model, adapter, awe, fear, text, empty = setup
     two = [[torch.cat([text[0][0]] * 2), {}]]
@@ -181,6 +181,6 @@ def test_bad_input(setup, tmp_path):
 
 
 def plus_adapter(folder):
-    from emotion_director_pack.emotion_core.visual_prompt import load_adapter
+    from emotion_core.visual_prompt import load_adapter
 
     return load_adapter(write_test_adapters(folder, ADAPTER)["adapter_sd15_plus"])

@@ -3,7 +3,7 @@ import torch
 
 from emotion_core.conditioning import EMOTION_DESCRIPTORS, Encoded, emotion_delta, steer_conditioning
 from emotion_core.direction import make_direction
-from emotion_core.encoder import EmotionEncoder, load_emotion_encoder
+from emotion_core.emotion_encoder import EmotionEncoder, load_emotion_encoder
 from emotion_core.errors import ModelFormatError
 from emotion_core.taxonomy import EMOEDITOR_ORDER, EMOTIONS
 from emotion_core.testing.assets import TEST_FILES

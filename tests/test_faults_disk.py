@@ -20,11 +20,11 @@ from PIL import Image
 from conftest import load_pack
 
 load_pack()
-from emotion_director_pack.emotion_core import report as pack_report  # noqa: E402
-from emotion_director_pack.emotion_core import weights as pack_weights  # noqa: E402
-from emotion_director_pack.emotion_core.preference import PreferenceStore, read_dataset  # noqa: E402
-from emotion_director_pack.emotion_core.preference import store as pack_store  # noqa: E402
-from emotion_director_pack.emotion_core.visual_prompt import VisualPrompt  # noqa: E402
+from emotion_core import report as pack_report  # noqa: E402
+from emotion_core import weights as pack_weights  # noqa: E402
+from emotion_core.preference import PreferenceStore, read_dataset  # noqa: E402
+from emotion_core.preference import store as pack_store  # noqa: E402
+from emotion_core.visual_prompt import VisualPrompt  # noqa: E402
 
 FULL = "No space left on device"
 
@@ -134,7 +134,7 @@ def test_preference_node_disk_full_mid_batch_keeps_the_pairs_saved_before(pack, 
 # --- prompt banks ----------------------------------------------------------------------------------
 
 def _bank(seed: int):
-    from emotion_director_pack.emotion_core.bank.store import PROBE_TEXTS, PromptBank
+    from emotion_core.bank.store import PROBE_TEXTS, PromptBank
 
     g = torch.Generator().manual_seed(seed)
     return PromptBank({"awe": torch.randn(2, 8, generator=g)}, {"awe": torch.randn(2, 6, generator=g)},
@@ -159,7 +159,7 @@ BANK_FAULTS = {
 
 @pytest.mark.parametrize("fault", list(BANK_FAULTS))
 def test_save_bank_fault_is_clear_and_keeps_the_previous_bank(fault, tmp_path, monkeypatch):
-    from emotion_director_pack.emotion_core.bank.store import load_bank, save_bank
+    from emotion_core.bank.store import load_bank, save_bank
 
     path = tmp_path / "banks" / "moods.safetensors"
     save_bank(_bank(0), path)

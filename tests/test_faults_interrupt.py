@@ -189,7 +189,7 @@ def test_dpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(sd, pair
 
 
 def test_dpo_interrupted_while_saving_a_checkpoint_keeps_the_previous_one(sd, pairs, tmp_path, monkeypatch, capsys):
-    import emotion_core.training.loop as loop
+    import emotion_core.training.trainer as loop
 
     real_save = torch.save
     saves = {"n": 0}

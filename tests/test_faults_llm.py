@@ -161,9 +161,9 @@ def node(pack):
 
 @pytest.fixture
 def offline_node_result(node, monkeypatch):
-    from emotion_director_pack.emotion_core.agents import pipeline
+    from emotion_core.agents import rewrite_flow
 
-    monkeypatch.setattr(pipeline, "get_encoder", lambda: None)  # no sentence encoder: fast and the same both ways
+    monkeypatch.setattr(rewrite_flow, "get_encoder", lambda: None)  # no sentence encoder: fast and the same both ways
     inputs = dict(prompt=PROMPT, emotion=EMOTION, agents=AGENTS, creativity=0.5, seed=3, backend="builtin",
                   base_url="http://127.0.0.1:9/v1", model="", timeout=TIMEOUT, token_budget=77)
     return inputs, node.execute(**inputs).args

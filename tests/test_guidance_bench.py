@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from emotion_core.benchmarks import guidance
+from emotion_core.benchmarks import guidance_bench as guidance
 from emotion_core.cli import main
 
 

@@ -14,12 +14,12 @@ DEFAULTS = dict(agents=5, creativity=0.5, seed=0, backend="builtin", base_url="h
 @pytest.fixture
 def node(pack, monkeypatch):
     """The node class; its copy of ``emotion_core`` shares the test process's encoder instead of loading another."""
-    from emotion_director_pack.emotion_core.agents import pipeline
+    from emotion_core.agents import rewrite_flow
     from emotion_director_pack.nodes.agent_rewriter import AgentPromptRewriter
 
-    from emotion_core.agents.encoder import get_encoder
+    from emotion_core.agents.sentence_encoder import get_encoder
 
-    monkeypatch.setattr(pipeline, "get_encoder", get_encoder)
+    monkeypatch.setattr(rewrite_flow, "get_encoder", get_encoder)
     return AgentPromptRewriter
 
 
@@ -49,7 +49,7 @@ def test_execute_rewrites_with_builtin_agents(node):
 
 
 def test_emotion_direction_overrides_the_widget(node):
-    from emotion_director_pack.emotion_core.direction import make_direction
+    from emotion_core.direction import make_direction
 
     direction = make_direction({"fear": 0.7, "sadness": 0.3})
     out = node.execute(prompt="a dog in a park", emotion="amusement", emotion_direction=direction, **DEFAULTS)
@@ -57,7 +57,7 @@ def test_emotion_direction_overrides_the_widget(node):
 
 
 def test_bad_input_is_a_clear_error(node):
-    from emotion_director_pack.emotion_core.errors import InvalidInputError
+    from emotion_core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="empty"):
         node.execute(prompt="  ", emotion="awe", **DEFAULTS)

@@ -139,7 +139,7 @@ def test_emoset_layout(tmp_path):
 def test_collector_node(pack, tmp_path, monkeypatch):
     import folder_paths
 
-    from emotion_director_pack.emotion_core.errors import InvalidInputError as PackInvalidInput
+    from emotion_core.errors import InvalidInputError as PackInvalidInput
     from emotion_director_pack.nodes.preference import EmotionPreferenceCollector
 
     monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(tmp_path / "output"))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from emotion_core.bank import PromptBank, kmeans, load_bank
 from emotion_core.bank.dataset import scan_emotion_folder, words_from_name
 from emotion_core.bank.store import PROBE_TEXTS, save_bank
-from emotion_core.bank.tokens import bank_visual_prompt
+from emotion_core.bank.retrieval import bank_visual_prompt
 from emotion_core.errors import InvalidInputError, ModelFormatError
 from emotion_core.testing.adapter_assets import adapter_shapes, random_state_dict
 from emotion_core.visual_prompt import NEGATIVE, POSITIVE, ProjectedPrompt, VisualPromptAdapter

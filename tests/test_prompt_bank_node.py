@@ -41,7 +41,7 @@ def run_bank(node, adapter, **kwargs):
 
 
 def errors():
-    from emotion_director_pack.emotion_core import errors as pack_errors
+    from emotion_core import errors as pack_errors
 
     return pack_errors
 
@@ -54,9 +54,9 @@ def test_schema(bank_node):
 
 
 def test_text_retrieves_the_nearest_cluster(bank_node, test_adapter, comfy_models_dir):
-    from emotion_director_pack.emotion_core.bank import load_bank
-    from emotion_director_pack.emotion_core.bank.encoders import load_text_encoder
-    from emotion_director_pack.emotion_core.visual_prompt import ProjectedPrompt
+    from emotion_core.bank import load_bank
+    from emotion_core.bank.feature_encoders import load_text_encoder
+    from emotion_core.visual_prompt import ProjectedPrompt
 
     bank = load_bank(comfy_models_dir / TEST_FILES["bank"])
     query = load_text_encoder(comfy_models_dir / TEST_FILES["critic_clip_b32"])(["a lonely lighthouse"])[0]
@@ -86,7 +86,7 @@ def test_bank_prompt_drives_the_injector(bank_node, nodes, tiny_patcher):
 
 
 def test_errors(bank_node, test_adapter, comfy_models_dir):
-    from emotion_director_pack.emotion_core.bank.store import PromptBank, load_bank, save_bank
+    from emotion_core.bank.store import PromptBank, load_bank, save_bank
 
     plus = adapter_for(TINY_LAYER_DIMS, variant="plus")
     with pytest.raises(errors().InvalidInputError, match="plus adapter"):

@@ -18,13 +18,13 @@ from comfyui_server import comfyui_server  # noqa: F401  (the session's server f
 from conftest import load_pack
 
 load_pack()  # the nodes' own emotion_core: values passed to them must be its classes
-from emotion_director_pack.emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
-from emotion_director_pack.emotion_core.direction import make_direction
-from emotion_director_pack.emotion_core.errors import InvalidInputError
-from emotion_director_pack.emotion_core.report import (PNG_METADATA_KEY, build_report,
+from emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
+from emotion_core.direction import make_direction
+from emotion_core.errors import InvalidInputError
+from emotion_core.report import (PNG_METADATA_KEY, build_report,
                                                        parse_loop_report, write_new_png)
-from emotion_director_pack.emotion_core.taxonomy import EMOTIONS
-from emotion_director_pack.emotion_core.testing.assets import TEST_FILES
+from emotion_core.taxonomy import EMOTIONS
+from emotion_core.testing.assets import TEST_FILES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,7 +53,7 @@ def node(pack):
 
 @pytest.fixture(scope="module")
 def critic(comfy_models_dir):
-    from emotion_director_pack.emotion_core.critics import load_critic
+    from emotion_core.critics import load_critic
 
     return load_critic(comfy_models_dir / TEST_FILES["critic_clip_b32"])
 
@@ -200,7 +200,7 @@ def test_write_new_png_is_exclusive_and_atomic(tmp_path, monkeypatch):
 
 
 def test_chunk_key_matches_the_cli():
-    from emotion_director_pack.emotion_core.cli.generate import PNG_METADATA_KEY as CLI_KEY
+    from emotion_core.cli.generate import PNG_METADATA_KEY as CLI_KEY
 
     assert PNG_METADATA_KEY == CLI_KEY == "emotion_director"
 

@@ -29,7 +29,7 @@ from PIL import Image
 from conftest import load_pack
 
 load_pack()
-from emotion_director_pack.emotion_core import errors as pack_errors  # noqa: E402
+from emotion_core import errors as pack_errors  # noqa: E402
 
 from emotion_core import errors  # noqa: E402
 

@@ -21,7 +21,7 @@ import torch
 from conftest import load_pack
 
 load_pack()
-from emotion_director_pack.emotion_core import errors as pack_errors  # noqa: E402
+from emotion_core import errors as pack_errors  # noqa: E402
 
 from emotion_core import errors  # noqa: E402
 from emotion_core.cli import main  # noqa: E402
@@ -123,7 +123,7 @@ def test_clip_probe_backbone_file_refuses(tmp_path, marker):
 
 @pytest.mark.parametrize("suffix", [".pt", ".bin", ".safetensors"])
 def test_emotion_encoder_refuses(tmp_path, marker, suffix):
-    from emotion_core.encoder import load_emotion_encoder
+    from emotion_core.emotion_encoder import load_emotion_encoder
 
     refused(load_emotion_encoder, write_evil(tmp_path / f"encoder{suffix}", marker))
 
@@ -165,7 +165,7 @@ def test_pipeline_folder_with_pickled_component_refuses(tmp_path, marker):
 def test_train_dpo_resume_refuses_pickled_checkpoint(tmp_path, marker):
     """The newest ``step_*.pt`` in the checkpoint folder is read weights-only: a pickle payload is refused
     before any of the run's state is touched."""
-    from emotion_core.training.loop import CHECKPOINT_PREFIX, _resume
+    from emotion_core.training.trainer import CHECKPOINT_PREFIX, _resume
 
     write_evil(tmp_path / f"{CHECKPOINT_PREFIX}00000007.pt", marker)
     message = refused(_resume, tmp_path, None, None, None)
@@ -266,7 +266,7 @@ def test_adapter_loader_node_refuses(node_folder, marker, suffix):
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_conditioning_node_encoder_refuses(node_folder, marker, suffix):
-    from emotion_director_pack.emotion_core.direction import make_direction
+    from emotion_core.direction import make_direction
     from emotion_director_pack.nodes.conditioning import EmotionConditioning
 
     write_evil(node_folder("emotion_encoder") / f"evil{suffix}", marker)

@@ -120,7 +120,7 @@ def test_save_emotion_image_png_has_no_secrets(sentinel_env, tmp_path, monkeypat
     import folder_paths
     from comfy_api.latest import io
 
-    from emotion_director_pack.emotion_core.direction import make_direction
+    from emotion_core.direction import make_direction
     from emotion_director_pack.nodes.save_image import EmotionSaveImage
 
     monkeypatch.setattr(folder_paths, "output_directory", str(tmp_path))
@@ -166,10 +166,10 @@ GOOD = json.dumps({"concepts": [
 
 @pytest.fixture
 def rewriter(pack, monkeypatch):
-    from emotion_director_pack.emotion_core.agents import pipeline
+    from emotion_core.agents import rewrite_flow
     from emotion_director_pack.nodes.agent_rewriter import AgentPromptRewriter
 
-    monkeypatch.setattr(pipeline, "get_encoder", lambda: None)  # subject fit is not what is tested here
+    monkeypatch.setattr(rewrite_flow, "get_encoder", lambda: None)  # subject fit is not what is tested here
     return AgentPromptRewriter
 
 

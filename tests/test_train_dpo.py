@@ -75,7 +75,7 @@ def _config(**kwargs):
 
 
 def test_margin_grows_and_only_the_adapter_changes(tiny, image_dataset):
-    from emotion_core.training.loop import DPOModel
+    from emotion_core.training.trainer import DPOModel
 
     files, pipe, encoder = tiny
     adapter = load_adapter(files["adapter_base"])

@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from emotion_core.benchmarks import injector
+from emotion_core.benchmarks import injector_bench as injector
 from emotion_core.errors import InvalidInputError
 
 

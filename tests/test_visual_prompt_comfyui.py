@@ -57,7 +57,7 @@ def loaded(models_dir, pack):
     model, clip, vae = comfy.sd.load_checkpoint_guess_config(
         str(models_dir / TEST_FILES["checkpoint"]), output_vae=True, output_clipvision=False)[:3]
     clip_vision = comfy.clip_vision.load(str(models_dir / TEST_FILES["clip_vision"]))
-    from emotion_director_pack.emotion_core.visual_prompt import load_adapter
+    from emotion_core.visual_prompt import load_adapter
 
     adapters = {role: load_adapter(models_dir / name) for role, name in ADAPTERS.items()}
     return model, clip, vae, clip_vision, adapters

@@ -243,7 +243,7 @@ def run_model(patcher, x, context, cond_or_uncond, sigma=5.0):
 
 def adapter_for(dims, variant="base", cross=768, seed=0):
     """Built with the pack's own classes, so its errors are the ones the nodes raise."""
-    from emotion_director_pack.emotion_core.visual_prompt import VisualPromptAdapter as PackAdapter
+    from emotion_core.visual_prompt import VisualPromptAdapter as PackAdapter
 
     shapes = adapter_shapes(variant, cross, dims, resampler_dim=128, resampler_heads=2, depth=1)
     return PackAdapter.from_state_dict(random_state_dict(shapes, seed=seed, dtype=torch.float32))
@@ -288,7 +288,7 @@ def inject(nodes, model, adapter, **kwargs):
 
 def node_error():
     """The error class as the pack (imported as a ComfyUI package) raises it."""
-    from emotion_director_pack.emotion_core.errors import InvalidInputError
+    from emotion_core.errors import InvalidInputError
 
     return InvalidInputError
 

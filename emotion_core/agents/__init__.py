@@ -1,7 +1,7 @@
-"""MC-Agent: multi-agent chain-of-concept prompt rewriting (see ``pipeline``)."""
+"""MC-Agent: multi-agent chain-of-concept prompt rewriting (see ``rewrite_flow``)."""
 
 from .backends import BACKENDS, BackendSettings
 from .personas import MAX_AGENTS
-from .pipeline import RewriteResult, rewrite
+from .rewrite_flow import RewriteResult, rewrite
 
 __all__ = ["BACKENDS", "BackendSettings", "MAX_AGENTS", "RewriteResult", "rewrite"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Iterable
 
-from .encoder import SentenceEncoder
+from .sentence_encoder import SentenceEncoder
 from .knowledge import PEOPLE_FAMILIES, Concept, all_knowledge
 from .proposals import Proposal
 from .semantics import Semantics

@@ -14,14 +14,14 @@ import torch.nn.functional as F
 
 from ..images import load_image
 from .dataset import LabelledImage, scan_emotion_folder
-from .encoders import ClipTextEncoder, ImageEncoder, clip_image_encoder, dino_image_encoder, load_open_clip
+from .feature_encoders import ClipTextEncoder, PooledImageEncoder, clip_image_encoder, dino_image_encoder, load_open_clip
 from .kmeans import kmeans
 from .store import PROBE_TEXTS, PromptBank
 
 log = logging.getLogger(__name__)
 
 
-def _image_features(images: list[LabelledImage], encode: ImageEncoder, progress) -> torch.Tensor:
+def _image_features(images: list[LabelledImage], encode: PooledImageEncoder, progress) -> torch.Tensor:
     rows = []
     for image in images:
         rows.append(encode(load_image(image.path)))

@@ -1,6 +1,6 @@
 """Benchmarks run by ``emotion-director bench NAME``.
 
-Each entry names a module ``emotion_core.benchmarks.<name>`` that defines
+Each entry names a module ``emotion_core.benchmarks.<name>_bench`` that defines
 ``add_arguments(parser)`` and ``run(args) -> dict`` (the figures, printed as
 one JSON object with ``--json``). Modules are imported to build the CLI, so
 they import heavy libraries inside ``run`` only. To add one, add a line here.

@@ -1,8 +1,8 @@
 """Iterative Emotion Inference: generate or edit, judge with an emotion critic and
-SSIM, repeat within a hard cap, keep the best (see ``loop``)."""
+SSIM, repeat within a hard cap, keep the best (see ``iterative_inference``)."""
 
 from .judge import Judgement, judge, pick_best
-from .loop import Candidates, LoopResult, PassState, draw_denoise, run_critic_loop
+from .iterative_inference import Candidates, LoopResult, PassState, draw_denoise, run_critic_loop
 from .presets import CUSTOM, EMOEDITOR, EMOEDITOR_PRESET, PRESETS, Preset, SamplerSettings, emoeditor_settings
 from .settings import DEFAULT_RULE, RULES, LoopSettings, pass_steps
 

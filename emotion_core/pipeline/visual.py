@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 FEATURES = ("image_embeds", "penultimate_hidden_states")
 
 
-class ImageEncoder:
+class ClipVisionEncoder:
     """A transformers ``CLIPVisionModelWithProjection`` with CLIP's preprocessing; gives the
     outputs ComfyUI's CLIP_VISION names: ``image_embeds`` (projected, base adapters) and
     ``penultimate_hidden_states`` (plus adapters)."""
@@ -58,7 +58,7 @@ class ImageEncoder:
 
 
 def load_image_encoder(folder: str | Path, device: str | torch.device = "cpu",
-                       dtype: torch.dtype = torch.float32) -> ImageEncoder:
+                       dtype: torch.dtype = torch.float32) -> ClipVisionEncoder:
     """A diffusers IP-Adapter ``image_encoder`` folder (transformers ``save_pretrained`` layout), read locally."""
     from transformers import CLIPVisionModelWithProjection
 
@@ -74,7 +74,7 @@ def load_image_encoder(folder: str | Path, device: str | torch.device = "cpu",
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"{folder}: cannot load a CLIPVisionModelWithProjection ({exc})") from exc
     preprocess = ClipPreprocess(model.config.image_size, OPENAI_MEAN, OPENAI_STD)
-    return ImageEncoder(model.to(device), preprocess, folder.name)
+    return ClipVisionEncoder(model.to(device), preprocess, folder.name)
 
 
 def _square(images: Sequence[torch.Tensor], size: int) -> torch.Tensor:
@@ -83,7 +83,7 @@ def _square(images: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     return torch.cat(squared).permute(0, 2, 3, 1).contiguous()
 
 
-def visual_prompts_from_images(adapter: VisualPromptAdapter, encoder: ImageEncoder,
+def visual_prompts_from_images(adapter: VisualPromptAdapter, encoder: ClipVisionEncoder,
                                images: Sequence[tuple[torch.Tensor, float]],
                                combine: str = "concat") -> list[tuple[VisualPrompt, float]]:
     """``(IMAGE, weight)`` pairs -> one visual prompt per distinct weight (images sharing a

@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from ..bank.encoders import load_text_encoder
+from ..bank.feature_encoders import load_text_encoder
 from ..bank.store import PROBE_TEXTS, PromptBank, save_bank
 from ..taxonomy import EMOTIONS
 from .adapter_assets import VIT_H_EMBEDS

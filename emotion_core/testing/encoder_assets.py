@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..encoder import expected_shapes
+from ..emotion_encoder import expected_shapes
 from ..taxonomy import EMOEDITOR_ORDER
 from ..weights import save_safetensors
 

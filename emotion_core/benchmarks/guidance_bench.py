@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from ..errors import InvalidInputError
     from ..visual_prompt.diffusers_unet import patched
-    from .injector import _unet
+    from .injector_bench import _unet
 
     if args.size < 8 or args.size % 8 or args.steps < 1 or args.repeats < 1:
         raise InvalidInputError("--size must be a multiple of 8 (>= 8); --steps and --repeats >= 1")

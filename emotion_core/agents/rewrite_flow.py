@@ -20,7 +20,7 @@ from .backends import builtin
 from .compose import check_core_fits, compose_negative, compose_prompt
 from .concretise import concretise, subject_fit
 from .consolidate import consolidate
-from .encoder import get_encoder
+from .sentence_encoder import get_encoder
 from .knowledge import knowledge
 from .personas import select_personas
 from .proposals import AgentRequest, AgentResult

@@ -108,7 +108,7 @@ def _concurrency(agents: int, latency: float) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     from ..agents import rewrite
-    from ..agents.encoder import get_encoder
+    from ..agents.sentence_encoder import get_encoder
     from ..errors import InvalidInputError
     from ..taxonomy import EMOTIONS
 

@@ -68,7 +68,7 @@ class ClipTextEncoder:
         return torch.cat(rows)
 
 
-class ImageEncoder:
+class PooledImageEncoder:
     """IMAGE ``[B,H,W,3]`` -> pooled image features ``[B, dim]`` (not normalised: the
     adapter's projection reads raw features)."""
 
@@ -88,12 +88,12 @@ class ImageEncoder:
         return {"kind": self.kind, "name": self.name, "dim": self.dim, "feature": self.feature}
 
 
-def clip_image_encoder(clip: OpenClipFile) -> ImageEncoder:
+def clip_image_encoder(clip: OpenClipFile) -> PooledImageEncoder:
     dim = int(clip.model.visual.output_dim)
-    return ImageEncoder("clip", clip.path.name, clip.model.visual, clip.preprocess, dim, "image_embeds")
+    return PooledImageEncoder("clip", clip.path.name, clip.model.visual, clip.preprocess, dim, "image_embeds")
 
 
-def dino_image_encoder(folder: str | Path) -> ImageEncoder:
+def dino_image_encoder(folder: str | Path) -> PooledImageEncoder:
     """A transformers ``Dinov2Model`` saved with ``save_pretrained``; read locally, never downloaded."""
     from transformers import Dinov2Model
 
@@ -107,7 +107,7 @@ def dino_image_encoder(folder: str | Path) -> ImageEncoder:
         raise ModelFormatError(f"{folder}: cannot load a Dinov2Model ({exc})") from exc
     size = model.config.image_size
     preprocess = ClipPreprocess(size, IMAGENET_MEAN, IMAGENET_STD)
-    return ImageEncoder("dino", folder.name, model, preprocess, int(model.config.hidden_size), "pooler_output")
+    return PooledImageEncoder("dino", folder.name, model, preprocess, int(model.config.hidden_size), "pooler_output")
 
 
 def load_text_encoder(path: str | Path) -> ClipTextEncoder:

@@ -8,6 +8,7 @@ from emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
 from emotion_core.agents.rewrite_flow import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
 from emotion_core.errors import InvalidInputError
 from emotion_core.taxonomy import EMOTIONS, parse_emotion
+
 from .input_checks import CheckedNode
 from .types import EmotionDirectionType
 

@@ -3,9 +3,6 @@ training-free through the user's CLIP or through EmoEditor's emotion encoder."""
 
 from __future__ import annotations
 
-import functools
-import os
-
 import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
@@ -13,7 +10,8 @@ from comfy_api.latest import io
 from emotion_core.conditioning import Encoded, emotion_delta, steer_conditioning
 from emotion_core.emotion_encoder import load_emotion_encoder
 from emotion_core.errors import InvalidInputError
-from .critics import CATEGORY
+
+from .common import CATEGORY, cached_load
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionDirectionType
@@ -21,10 +19,8 @@ from .types import EmotionDirectionType
 NO_ENCODER = "none"
 
 
-@functools.lru_cache(maxsize=1)
-def _cached_encoder(path: str, mtime_ns: int, size: int):
-    """The last encoder used, kept while its file is unchanged (it is ~180 MB to read)."""
-    return load_emotion_encoder(path)
+# the last encoder used (EmoEditor's is ~180 MB to read)
+cached_emotion_encoder = cached_load(load_emotion_encoder, maxsize=1)
 
 
 def clip_text_encoder(clip):
@@ -70,9 +66,7 @@ class EmotionConditioning(CheckedNode):
     @classmethod
     def execute(cls, direction, conditioning=None, clip=None, emotion_encoder: str = NO_ENCODER) -> io.NodeOutput:
         if emotion_encoder and emotion_encoder != NO_ENCODER:
-            path = model_path("emotion_encoder", emotion_encoder)
-            stat = os.stat(path)
-            encoder = _cached_encoder(path, stat.st_mtime_ns, stat.st_size)
+            encoder = cached_emotion_encoder(model_path("emotion_encoder", emotion_encoder))
             tokens = encoder.encode(direction).to(mm.intermediate_device(), torch.float32)
             extras = dict(conditioning[0][1]) if conditioning else {}
             extras.pop("pooled_output", None)  # EmoEditor's tokens replace the text; a text pooled vector would not match

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 
 import comfy.model_management as mm
 import comfy.sample
@@ -41,8 +40,9 @@ from emotion_core.direction import make_direction
 from emotion_core.errors import InvalidInputError
 from emotion_core.images import as_rgb_batch
 from emotion_core.taxonomy import EMOTIONS
-from .conditioning import NO_ENCODER, _cached_encoder, clip_text_encoder
-from .critics import CATEGORY, run_critic
+
+from .common import CATEGORY, run_critic
+from .conditioning import NO_ENCODER, cached_emotion_encoder, clip_text_encoder
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionCriticType, EmotionDirectionType
@@ -94,9 +94,7 @@ def _replace_tokens(conditioning: list, tokens: torch.Tensor) -> list:
 def _conditioning_update(positive, clip, encoder_name: str, needs_encoder: bool):
     """``direction -> CONDITIONING`` when an encoder or a CLIP is wired in, else None (fixed)."""
     if encoder_name and encoder_name != NO_ENCODER:
-        path = model_path("emotion_encoder", encoder_name)
-        stat = os.stat(path)
-        encoder = _cached_encoder(path, stat.st_mtime_ns, stat.st_size)
+        encoder = cached_emotion_encoder(model_path("emotion_encoder", encoder_name))
 
         def update(direction):
             return _replace_tokens(positive, encoder.encode(direction).to(mm.intermediate_device(), torch.float32))

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import comfy.model_management as mm
-import torch
 from comfy_api.latest import io
 
-from emotion_core.critics import EmotionCritic, load_critic
-from emotion_core.errors import InvalidInputError
-from emotion_core.images import as_rgb_batch
+from emotion_core.critics import load_critic
+
+from .common import CATEGORY
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import EmotionCriticType
-
-CATEGORY = "Emotion Director"
-
-
-def run_critic(critic: EmotionCritic, images: torch.Tensor, name: str = "image") -> torch.Tensor:
-    """Probabilities ``[B,8]`` (canonical order, on CPU), computed on ComfyUI's device;
-    the critic goes back to the CPU afterwards so it holds no VRAM between runs.
-    ``name`` is the input the images came from, for error messages."""
-    if not callable(getattr(critic, "predict", None)):
-        raise InvalidInputError(f"critic: expected an EMOTION_CRITIC (Load Emotion Critic), got {type(critic).__name__}")
-    images = as_rgb_batch(images, name)
-    device = mm.get_torch_device()
-    critic.to(device)
-    try:
-        return critic.predict(images)
-    finally:
-        critic.to(mm.unet_offload_device())
 
 
 class EmotionCriticLoader(CheckedNode):

@@ -9,7 +9,8 @@ from comfy_api.latest import io
 from emotion_core.direction import STRENGTH_RANGE, make_direction
 from emotion_core.errors import InvalidInputError
 from emotion_core.taxonomy import EMOTIONS
-from .critics import CATEGORY, run_critic
+
+from .common import CATEGORY, run_critic
 from .input_checks import CheckedNode
 from .types import EmotionCriticType, EmotionDirectionType
 

@@ -38,7 +38,8 @@ from emotion_core.visual_prompt import (
     layer_weights,
 )
 from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
-from .critics import CATEGORY
+
+from .common import CATEGORY
 from .input_checks import CheckedNode
 from .types import VisualPromptAdapterType, VisualPromptType
 from .visual_prompt import inject

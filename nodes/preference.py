@@ -13,7 +13,8 @@ from emotion_core.errors import InvalidInputError
 from emotion_core.images import as_rgb_batch, to_pil
 from emotion_core.preference import PreferenceStore, safe_dataset_dir
 from emotion_core.taxonomy import EMOTIONS
-from .critics import CATEGORY
+
+from .common import CATEGORY
 from .input_checks import CheckedNode
 from .types import VisualPromptType
 

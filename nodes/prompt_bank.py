@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
-
 from comfy_api.latest import io
 
 from emotion_core.bank import load_bank
@@ -16,7 +13,8 @@ from emotion_core.bank.retrieval import (
 )
 from emotion_core.errors import ModelFormatError
 from emotion_core.taxonomy import EMOTIONS
-from .critics import CATEGORY
+
+from .common import CATEGORY, cached_load
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import VisualPromptAdapterType, VisualPromptType
@@ -25,20 +23,9 @@ NO_NEGATIVE = "none"
 TOP_K_MAX = 64
 
 
-def _file_key(path: str) -> tuple[str, int, int]:
-    stat = os.stat(path)
-    return path, stat.st_mtime_ns, stat.st_size
-
-
-@functools.lru_cache(maxsize=2)
-def _cached_bank(path: str, mtime_ns: int, size: int):
-    return load_bank(path)
-
-
-@functools.lru_cache(maxsize=1)
-def _cached_text_encoder(path: str, mtime_ns: int, size: int):
-    """The bank's text tower, kept while its file is unchanged (a ViT-H text tower takes seconds to build)."""
-    return load_text_encoder(path)
+cached_bank = cached_load(load_bank, maxsize=2)
+# the bank's text tower (a ViT-H text tower takes seconds to build)
+cached_text_encoder = cached_load(load_text_encoder, maxsize=1)
 
 
 def text_encoder_path(name: str) -> str:
@@ -93,11 +80,11 @@ class EmotionVisualPromptBank(CheckedNode):
     @classmethod
     def execute(cls, bank_name: str, adapter, emotion: str, text: str, top_k: int, combine: str = "weighted",
                 negative_emotion: str = NO_NEGATIVE) -> io.NodeOutput:
-        bank = _cached_bank(*_file_key(model_path("emotion_banks", bank_name)))
+        bank = cached_bank(model_path("emotion_banks", bank_name))
         check_bank_fits(bank, adapter)  # before the (slow) text tower is loaded
         query = None
         if text.strip():
-            encode = _cached_text_encoder(*_file_key(text_encoder_path(bank.text_encoder_file)))
+            encode = cached_text_encoder(text_encoder_path(bank.text_encoder_file))
             bank.check_text_encoder(encode)
             query = encode([text.strip()])[0]
         negative = None if negative_emotion == NO_NEGATIVE else negative_emotion

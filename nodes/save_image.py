@@ -22,7 +22,8 @@ from emotion_core.report import (
     report_json,
     write_numbered_png,
 )
-from .critics import CATEGORY, run_critic
+
+from .common import CATEGORY, run_critic
 from .input_checks import CheckedNode
 from .types import EmotionCriticType, EmotionDirectionType
 

@@ -3,9 +3,6 @@ tokens into a model's cross-attention next to the text."""
 
 from __future__ import annotations
 
-import functools
-import os
-
 import torch
 from comfy_api.latest import io
 
@@ -23,16 +20,14 @@ from emotion_core.visual_prompt import (
 )
 from emotion_core.visual_prompt.prompt import COMBINE_MODES
 from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
-from .critics import CATEGORY
+
+from .common import CATEGORY, cached_load
 from .input_checks import CheckedNode
 from .model_folders import model_files, model_path
 from .types import VisualPromptAdapterType, VisualPromptType
 
-
-@functools.lru_cache(maxsize=2)
-def _cached_adapter(path: str, mtime_ns: int, size: int):
-    """Recently used adapters, kept while their files are unchanged (SDXL ones are ~700 MB)."""
-    return load_adapter(path)
+# recently used adapters (SDXL ones are ~700 MB)
+cached_adapter = cached_load(load_adapter, maxsize=2)
 
 
 class VisualPromptAdapterLoader(CheckedNode):
@@ -58,9 +53,7 @@ class VisualPromptAdapterLoader(CheckedNode):
 
     @classmethod
     def execute(cls, adapter_name: str) -> io.NodeOutput:
-        path = model_path("ipadapter", adapter_name)
-        stat = os.stat(path)
-        return io.NodeOutput(_cached_adapter(path, stat.st_mtime_ns, stat.st_size))
+        return io.NodeOutput(cached_adapter(model_path("ipadapter", adapter_name)))
 
 
 def _clip_features(clip_vision, name: str):

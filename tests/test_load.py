@@ -293,19 +293,19 @@ def test_model_caches_are_bounded(pack_nodes):
     files again reads nothing, and changing files cannot pile up models in memory."""
     from emotion_director_pack.nodes import conditioning, prompt_bank, visual_prompt
 
-    caches = {"adapter": visual_prompt._cached_adapter, "encoder": conditioning._cached_encoder,
-              "bank": prompt_bank._cached_bank, "text encoder": prompt_bank._cached_text_encoder}
+    caches = {"adapter": visual_prompt.cached_adapter, "encoder": conditioning.cached_emotion_encoder,
+              "bank": prompt_bank.cached_bank, "text encoder": prompt_bank.cached_text_encoder}
     for name, cache in caches.items():
         info = cache.cache_info()
         assert info.maxsize is not None and info.maxsize <= 2, f"{name} cache is unbounded"
         assert info.currsize <= info.maxsize
     adapter = pack_nodes["VisualPromptAdapterLoader"]
     names = adapter.define_schema().inputs[0].options
-    before = visual_prompt._cached_adapter.cache_info().misses
+    before = visual_prompt.cached_adapter.cache_info().misses
     for _ in range(3):
         for file_name in names:
             adapter.execute(adapter_name=file_name)
-    info = visual_prompt._cached_adapter.cache_info()
+    info = visual_prompt.cached_adapter.cache_info()
     assert info.currsize <= info.maxsize and info.misses - before <= 3 * len(names)
     if len(names) <= info.maxsize:  # all fit: the second and third rounds read nothing
         assert info.misses - before <= len(names), f"adapter files re-read: {info}"

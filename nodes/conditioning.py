@@ -54,7 +54,7 @@ class EmotionConditioning(CheckedNode):
                 io.Clip.Input("clip", optional=True,
                               tooltip="The same CLIP that made the conditioning; encodes the emotion descriptors. "
                               "Required without an encoder."),
-                io.Combo.Input("emotion_encoder", options=[NO_ENCODER, *model_files("emotion_encoder")],
+                io.Combo.Input("emotion_encoder", options=model_files("emotion_encoder", fixed=(NO_ENCODER,)),
                                default=NO_ENCODER,
                                tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "
                                "training-free CLIP path."),

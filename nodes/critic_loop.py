@@ -173,7 +173,7 @@ class EmotionCriticLoop(CheckedNode):
                 io.Clip.Input("clip", optional=True,
                               tooltip="CLIP of the positive conditioning: the loop re-steers positive along the "
                               "updated direction every pass (training-free Emotion Conditioning)."),
-                io.Combo.Input("emotion_encoder", options=[NO_ENCODER, *model_files("emotion_encoder")],
+                io.Combo.Input("emotion_encoder", options=model_files("emotion_encoder", fixed=(NO_ENCODER,)),
                                default=NO_ENCODER, optional=True,
                                tooltip="EmoEditor emotion encoder: its tokens for the updated direction replace the "
                                "positive tokens every pass (keep InstructPix2Pix's concat image). Needed by EmoEditor mode."),

@@ -23,7 +23,10 @@ from emotion_core.errors import InvalidInputError
 from emotion_core.visual_prompt.adapter import VisualPromptAdapter
 from emotion_core.visual_prompt.prompt import VisualPrompt
 
+from .model_folders import ModelFileOptions, model_path
+
 SHOWN_CHARS = 40
+SHOWN_OPTIONS = 12
 # Pack socket types -> the Python class a value must be.
 PACK_TYPES = {
     "EMOTION_DIRECTION": (EmotionDirection, "Emotion Direction"),
@@ -74,6 +77,26 @@ def _conditioning(name: str, value: Any) -> None:
             raise InvalidInputError(f"{name}: every CONDITIONING entry must be [tensor, dict], got {_shown(entry)}")
 
 
+def _combo(name: str, value: Any, options) -> None:
+    """A combo value must be one of its options: ComfyUI does not check V3 combos, and an
+    unknown sampler name would otherwise fail deep inside sampling. A model file that is not
+    listed is looked up in its folder, whose error names the folders searched."""
+    if isinstance(options, ModelFileOptions):
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{name}: expected a file name from models/{options.folder}, got {_shown(value)}")
+        if value not in options:
+            model_path(options.folder, value)
+        return
+    if not options or not all(isinstance(option, str) for option in options):
+        return
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name}: expected one of the listed names, got {_shown(value)}")
+    if value not in options:
+        listed = ", ".join(options[:SHOWN_OPTIONS]) + (f", ... ({len(options)} in all)" if len(options) > SHOWN_OPTIONS
+                                                       else "")
+        raise InvalidInputError(f"{name}: {_shown(value)} is not one of the options ({listed})")
+
+
 def check_value(spec, value: Any) -> None:
     """One input against its schema entry (``spec`` is an ``io`` Input)."""
     name, kind = spec.id, spec.io_type
@@ -85,10 +108,8 @@ def check_value(spec, value: Any) -> None:
         raise InvalidInputError(f"{name}: expected text, got {type(value).__name__}")
     elif kind == "BOOLEAN" and not isinstance(value, bool):
         raise InvalidInputError(f"{name}: expected true or false, got {_shown(value)}")
-    elif kind == "COMBO" and spec.options and all(isinstance(o, str) for o in spec.options) \
-            and not isinstance(value, str):
-        # membership is the node's own check (it names the valid values or the model folder)
-        raise InvalidInputError(f"{name}: expected one of the listed names, got {_shown(value)}")
+    elif kind == "COMBO":
+        _combo(name, value, spec.options)
     elif kind == "IMAGE":
         _tensor(name, value, "an IMAGE tensor [B,H,W,C]")
     elif kind == "LATENT":

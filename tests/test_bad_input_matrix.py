@@ -302,6 +302,9 @@ NODE_CASES = [
     ("NegativeVisualDPOSampler", {"latent_image": {"samples": torch.full((1, 4, 8, 8), NAN)}}, "latent_image|latent"),
     ("NegativeVisualDPOSampler", {"steps": 0}, "steps"),
     ("NegativeVisualDPOSampler", {"denoise": 2.0}, "denoise"),
+    # combos listed from ComfyUI's own lists: ComfyUI does not check V3 combos
+    ("NegativeVisualDPOSampler", {"sampler_name": "sample_bogus"}, "sampler_name"),
+    ("NegativeVisualDPOSampler", {"scheduler": "bogus"}, "scheduler"),
     # EmotionPreferenceCollector
     ("EmotionPreferenceCollector", {"chosen": _image(3, 32, 32, 3), "rejected": _image(2, 32, 32, 3)}, "rejected"),
     ("EmotionPreferenceCollector", {"target_emotion": "joy"}, "joy"),
@@ -322,6 +325,8 @@ NODE_CASES = [
     ("EmotionCriticLoop", {"candidates_per_iteration": 0}, "candidates"),
     ("EmotionCriticLoop", {"rule": "xor"}, "rule"),
     ("EmotionCriticLoop", {"mode": "bogus"}, "mode"),
+    ("EmotionCriticLoop", {"sampler_name": "sample_bogus"}, "sampler_name"),
+    ("EmotionCriticLoop", {"scheduler": 7}, "scheduler"),
     ("EmotionCriticLoop", {"critic": "test_clip_b32_zero_shot.safetensors"}, "critic"),
     ("EmotionCriticLoop", {"positive": "a cat"}, "positive"),
     ("EmotionCriticLoop", {"source_image": None, "latent": {"samples": "x"}}, "latent"),

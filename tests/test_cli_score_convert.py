@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers.malicious_pickle import write_malicious
 from PIL import Image
 
 from emotion_core.cli import main
@@ -16,7 +17,6 @@ from emotion_core.taxonomy import EMOEDITOR_ORDER, EMOTIONS
 from emotion_core.testing.assets import TEST_FILES
 from emotion_core.testing.critic_assets import write_test_critics
 from emotion_core.weights import load_state_dict, read_metadata
-from test_weights import write_malicious
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ injections without one treat that branch as the positive one."""
 
 import pytest
 import torch
+from helpers.attention_reference import DIMS, make_injection, make_prompt, options, qkv, reference
 
 from emotion_core.testing.adapter_assets import adapter_shapes, random_state_dict
 from emotion_core.visual_prompt import (GUIDER_ROLES_OPTION, NEGATIVE, NEGATIVE_VISUAL, POSITIVE,
                                         ImagePromptAttention, VisualPromptAdapter)
-from test_visual_prompt_attention import DIMS, make_injection, make_prompt, options, qkv, reference
 
 DECLARED = {2: NEGATIVE_VISUAL}
 

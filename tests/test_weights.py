@@ -5,29 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 
 import pytest
 import torch
+from helpers.malicious_pickle import write_malicious
 
 from emotion_core.critics import load_critic
 from emotion_core.errors import ModelFormatError, UnsafeCheckpointError
 from emotion_core.weights import load_state_dict, read_metadata, resolve_inside, save_safetensors
-
-
-class RunsCode:
-    """Unpickling this runs a shell command, as a hostile checkpoint would."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {shlex.quote(self.marker)}",)
-
-
-def write_malicious(path, marker):
-    torch.save({"fc.weight": torch.zeros(8, 4), "payload": RunsCode(marker)}, path)
-    return path
 
 
 def _tensors():

@@ -19,7 +19,7 @@ class EmotionDirectorExtension(ComfyExtension):
             critic_loop,
             critics,
             direction,
-            dpo_sampler,
+            negative_visual_guidance,
             preference,
             prompt_bank,
             save_image,
@@ -27,5 +27,5 @@ class EmotionDirectorExtension(ComfyExtension):
         )
 
         return [*critics.NODES, *direction.NODES, *conditioning.NODES, *visual_prompt.NODES, *prompt_bank.NODES,
-                *agent_rewriter.NODES, *dpo_sampler.NODES, *preference.NODES, *critic_loop.NODES,
+                *agent_rewriter.NODES, *negative_visual_guidance.NODES, *preference.NODES, *critic_loop.NODES,
                 *save_image.NODES]

@@ -52,7 +52,7 @@ def _latent():
 
 
 def _dpo(setup, model=None, visual_scale=1.5, negative=True, schedule="constant", sampler="euler", **kwargs):
-    from emotion_director_pack.nodes.dpo_sampler import NegativeVisualDPOSampler
+    from emotion_director_pack.nodes.negative_visual_guidance import NegativeVisualDPOSampler
 
     base, adapter, awe, fear, text, empty = setup
     args = dict(model=model or base, adapter=adapter, positive=text, negative=empty, positive_visual_prompt=awe,
@@ -145,7 +145,7 @@ def test_guider_node_with_sampler_custom_advanced(setup):
     import comfy.samplers
     from comfy_extras.nodes_custom_sampler import SamplerCustomAdvanced
 
-    from emotion_director_pack.nodes.dpo_sampler import NegativeVisualDPOGuider
+    from emotion_director_pack.nodes.negative_visual_guidance import NegativeVisualDPOGuider
 
     model, adapter, awe, fear, text, empty = setup
     guider = NegativeVisualDPOGuider.execute(model=model, adapter=adapter, positive=text, negative=empty,

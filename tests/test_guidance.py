@@ -1,15 +1,18 @@
-"""Three-branch guidance: formula against a hand computation, schedules, step progress."""
+"""Three-branch guidance: formula against a hand computation, one CFG definition, schedules,
+one step progress definition shared by the ComfyUI guider and the diffusers pipeline."""
 
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
 
 from emotion_core.errors import InvalidInputError
-from emotion_core.guidance import (SCHEDULES, check_visual_scale, schedule_factor, step_progress,
-                                   three_branch_guidance, visual_scale_at)
+from emotion_core.guidance import (SCHEDULES, StepInfo, cfg_combine, cfg_guidance, check_visual_scale,
+                                   sampling_progress, schedule_factor, step_progress, three_branch_guidance,
+                                   visual_scale_at)
 
 
 def test_formula_matches_hand_reference():
@@ -30,6 +33,29 @@ def test_zero_visual_scale_is_cfg_and_affine_in_prediction_space():
     sigma = 2.5
     guided_x0 = three_branch_guidance(x - sigma * p, x - sigma * nv, x - sigma * u, 5.0, 1.5)
     torch.testing.assert_close(guided_x0, x - sigma * three_branch_guidance(p, nv, u, 5.0, 1.5))
+
+
+def _branches(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
+
+
+def test_one_cfg_definition():
+    cond, uncond = _branches()
+    expected = uncond + (cond - uncond) * 7.0
+    assert torch.equal(cfg_combine(cond, uncond, 7.0), expected)
+    assert torch.equal(cfg_guidance(7.0)([cond, uncond], StepInfo(0, 2, 999.0, 14.6)), expected)
+    assert torch.equal(three_branch_guidance(cond, None, uncond, 7.0, 0.0), expected)
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"), reason="COMFYUI_PATH is not set")
+def test_cfg_matches_comfyui_cfg_function_bit_for_bit():
+    import comfy.samplers
+
+    cond, uncond = _branches(1)
+    x = torch.zeros_like(cond)
+    assert torch.equal(cfg_combine(cond, uncond, 6.5),
+                       comfy.samplers.cfg_function(None, cond, uncond, 6.5, x, torch.ones(2)))
 
 
 def test_missing_branches():
@@ -72,9 +98,35 @@ def test_step_progress():
     assert step_progress(3.0, torch.tensor([3.0, 0.0])) == 0.0
 
 
+def test_sampling_progress():
+    assert [sampling_progress(i, 4) for i in range(4)] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert sampling_progress(0, 1) == 0.0
+    assert [StepInfo(i, 3, 0.0, 0.0).progress for i in range(3)] == [0.0, 0.5, 1.0]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("scheduler,denoise", [("ddim", 1.0), ("euler", 0.5)])
+def test_pipeline_and_comfyui_progress_agree(tiny_sd_pipeline, scheduler, denoise):
+    """The pipeline's progress from its step index equals the progress a ComfyUI guider derives
+    from the same run's sigmas (n + 1 of them, ending at 0; with denoise < 1 the truncated run)."""
+    from emotion_core.pipeline import encode_prompts, load_pipeline, sample, use_scheduler
+
+    pipe = load_pipeline(tiny_sd_pipeline["pipeline"])
+    use_scheduler(pipe, scheduler)  # one model evaluation per step, as ComfyUI's samplers' steps
+    steps: list[StepInfo] = []
+    init = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0)) if denoise < 1 else None
+    sample(pipe, encode_prompts(pipe, ["a calm lake", ""]), cfg_guidance(5.0), seed=0, steps=8, width=64, height=64,
+           init_image=init, denoise=denoise, progress=False, callback=lambda step, latents: steps.append(step))
+    assert len(steps) == int(8 * denoise)
+    sigmas = [step.sigma for step in steps] + [0.0]
+    assert [step_progress(step.sigma, sigmas) for step in steps] == [step.progress for step in steps]
+    assert steps[0].progress == 0.0 and steps[-1].progress == 1.0
+    between = (steps[1].sigma + steps[2].sigma) / 2  # a multi-stage sampler's sub-step counts as its step
+    assert step_progress(between, sigmas) == steps[1].progress
+
+
 def test_pipeline_guidance_uses_step_progress():
     from emotion_core.guidance import negative_visual_guidance
-    from emotion_core.pipeline.guidance import StepInfo
 
     p, u, nv = torch.ones(1, 4), torch.zeros(1, 4), torch.full((1, 4), 0.5)
     guide = negative_visual_guidance(3.0, 2.0, "linear_decay")
@@ -89,7 +141,7 @@ def test_pipeline_guidance_uses_step_progress():
 
 
 def test_with_negative_visual_adds_the_role():
-    from emotion_core.guidance import pipeline_options, with_negative_visual
+    from emotion_core.guidance import negative_visual_roles, with_negative_visual
     from emotion_core.visual_prompt import GUIDER_ROLES_OPTION, NEGATIVE_VISUAL, VisualPrompt
 
     a = VisualPrompt({"positive": torch.ones(4, 8), "negative": torch.zeros(4, 8)}, "sd15", "base", 8)
@@ -97,7 +149,7 @@ def test_with_negative_visual_adds_the_role():
     combined = with_negative_visual(a, b)
     assert torch.equal(combined.tokens[NEGATIVE_VISUAL], b.tokens["positive"])
     assert torch.equal(combined.tokens["positive"], a.tokens["positive"])
-    assert pipeline_options() == {GUIDER_ROLES_OPTION: {2: NEGATIVE_VISUAL}}
+    assert negative_visual_roles() == {GUIDER_ROLES_OPTION: {2: NEGATIVE_VISUAL}}
     with pytest.raises(InvalidInputError, match="another adapter"):
         with_negative_visual(a, VisualPrompt({"positive": torch.ones(4, 16), "negative": torch.ones(4, 16)}, "sd15",
                                              "plus", 16))

@@ -95,46 +95,23 @@ class TinyLatentModel(StandInBaseModel):
         return out
 
 
-def _calc_cond_batch(model, conds, x, timestep, model_options):
-    """``comfy.samplers.calc_cond_batch``: the present conditions in one batched model call,
-    with the chunk roles and sigmas in the transformer options."""
-    present = [i for i, cond in enumerate(conds) if cond is not None]
-    context = torch.cat([conds[i][0][0] for i in present])
-    options = {**model_options.get("transformer_options", {}), "cond_or_uncond": present,
-               "sigmas": timestep.reshape(1)}
-    out = model.apply_model(torch.cat([x] * len(present)), timestep, c_crossattn=context,
-                            transformer_options=options).chunk(len(present))
-    results = dict(zip(present, out))
-    return [results.get(i) for i in range(len(conds))]
-
-
-class _CFGGuider:
-    """``comfy.samplers.CFGGuider``'s constructor and condition store."""
-
-    def __init__(self, model_patcher):
-        self.model_patcher, self.inner_model, self.conds = model_patcher, model_patcher.model, {}
-
-    def inner_set_conds(self, conds):
-        self.conds = dict(conds)
-
-
 def negative_visual_dpo_sampler(node, model, latent_image, steps, seed, **inputs):
-    """The pack node's guider (clone, injection, three-branch guidance) sampled with Euler;
-    the real node hands the same guider to ComfyUI's KSampler."""
+    """The pack node's guider (clone, injection, three-branch guidance) sampled by the
+    stand-in ``comfy.samplers`` over a linear sigma schedule; the real node hands the same
+    guider ComfyUI's sigmas for its scheduler."""
     import comfy.sample
-    from emotion_director_pack.nodes import dpo_sampler
+    import comfy.samplers
+    from emotion_director_pack.nodes import negative_visual_guidance
 
-    for name in ("sampler_name", "scheduler", "denoise"):
+    sampler = comfy.samplers.sampler_object(inputs.pop("sampler_name"))
+    for name in ("scheduler", "denoise"):
         inputs.pop(name)
     samples = latent_image["samples"]
-    guider = dpo_sampler.make_guider(model, latent=samples, **inputs)
+    guider = negative_visual_guidance.make_guider(model, latent=samples, **inputs)
     assert attn2_patches(guider.model_patcher) > 0, "the guider's model carries the visual prompt patches"
     sigmas = torch.linspace(1.0, 0.0, steps + 1)
-    x = samples + comfy.sample.prepare_noise(samples, seed) * sigmas[0]
-    for i in range(steps):
-        denoised = guider.predict_noise(x, sigmas[i], guider.model_patcher.model_options)
-        x = denoised + (x - denoised) * (sigmas[i + 1] / sigmas[i])
-    return ({**latent_image, "samples": x},)
+    out = guider.sample(comfy.sample.prepare_noise(samples, seed), samples, sampler, sigmas, seed=seed)
+    return ({**latent_image, "samples": out},)
 
 
 class Core:
@@ -240,21 +217,18 @@ def snapshot(core: Core) -> dict:
 def pack_nodes(pack, comfy_models_dir, tmp_path_factory, comfy_modules):  # noqa: F811 - the imported fixture
     import asyncio
 
-    import comfy.samplers
     import folder_paths
     from emotion_director_pack.nodes import EmotionDirectorExtension
 
-    saved = (folder_paths.output_directory, getattr(comfy.samplers, "CFGGuider", None),
-             getattr(comfy.samplers, "calc_cond_batch", None))
+    saved = folder_paths.output_directory
     folder_paths.output_directory = str(tmp_path_factory.mktemp("output"))
-    comfy.samplers.CFGGuider, comfy.samplers.calc_cond_batch = _CFGGuider, _calc_cond_batch
     helpers = type(os)("node_helpers")
     helpers.conditioning_set_values = lambda cond, values: [[t, {**d, **values}] for t, d in cond]
     had_helpers = "node_helpers" in __import__("sys").modules
     __import__("sys").modules.setdefault("node_helpers", helpers)
     classes = asyncio.run(EmotionDirectorExtension().get_node_list())
     yield {cls.define_schema().node_id: cls for cls in classes}
-    folder_paths.output_directory, comfy.samplers.CFGGuider, comfy.samplers.calc_cond_batch = saved
+    folder_paths.output_directory = saved
     if not had_helpers:
         __import__("sys").modules.pop("node_helpers", None)
 

@@ -6,8 +6,9 @@ two-branch classifier-free guidance, side by side in one run on the same model.
   random SD1.5 base visual prompt adapter injected in both variants (the positive,
   negative and negative-visual token roles of the DPO sampler).
 - Each step evaluates every branch in ONE batched UNet call (counted with a forward
-  hook: ``model_calls_per_step``) and combines them with ``emotion_core.guidance``:
-  CFG over [cond, uncond] (batch 2) vs ε_u + s·(ε_p − ε_u) + s_v·(ε_p − ε_nv) over
+  hook: ``model_calls_per_step``) and combines them with the pipeline's guidances from
+  ``emotion_core.guidance``: ``cfg_guidance`` over [cond, uncond] (batch 2) vs
+  ``negative_visual_guidance``, ε_u + s·(ε_p − ε_u) + s_v·(ε_p − ε_nv), over
   [cond, uncond, negative visual] (batch 3).
 - ``ratio`` = median three-branch / median two-branch seconds per step, runs
   interleaved after a warm-up. Target <= 1.6; the batch-row limit is 1.5 (3/2 rows).
@@ -58,25 +59,23 @@ def _sample(unet, latent, text, steps: int, options: dict, branches: int, cfg: f
     """Euler with all branches in one batch; returns seconds per step."""
     import torch
 
-    from ..guidance import three_branch_guidance
-    from ..visual_prompt import GUIDER_ROLES_OPTION, NEGATIVE_VISUAL
+    from ..guidance import StepInfo, cfg_guidance, negative_visual_guidance, negative_visual_roles
 
+    guidance = cfg_guidance(cfg) if branches == 2 else negative_visual_guidance(cfg, visual_scale)
     sigmas = torch.linspace(14.6, 0.0, steps + 1)
     x = latent * sigmas[0]
     options["cond_or_uncond"] = list(range(branches))
-    options[GUIDER_ROLES_OPTION] = {2: NEGATIVE_VISUAL}
+    options.update(negative_visual_roles())
     context = text[:branches]
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(steps):
             sigma = sigmas[i]
+            timestep = 999.0 * (1 - i / steps)
             options["sigmas"] = sigma.expand(latent.shape[0])
             x_in = torch.cat([x] * branches) / torch.sqrt(sigma ** 2 + 1)
-            outputs = unet(x_in, 999.0 * (1 - i / steps), context).sample.chunk(branches)
-            if branches == 2:
-                eps = three_branch_guidance(outputs[0], None, outputs[1], cfg, 0.0)
-            else:
-                eps = three_branch_guidance(outputs[0], outputs[2], outputs[1], cfg, visual_scale)
+            outputs = unet(x_in, timestep, context).sample.chunk(branches)
+            eps = guidance(outputs, StepInfo(i, steps, timestep, float(sigma)))
             x = x + eps * (sigmas[i + 1] - sigma)
     return (time.perf_counter() - start) / steps
 

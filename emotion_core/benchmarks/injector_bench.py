@@ -123,6 +123,9 @@ def _sample(unet, latent, text, steps: int, options: dict, cfg: float = 5.0) -> 
     """Euler + CFG with both branches in one batch (uncond first); returns seconds per step."""
     import torch
 
+    from ..guidance import StepInfo, cfg_guidance
+
+    guidance = cfg_guidance(cfg)
     sigmas = torch.linspace(14.6, 0.0, steps + 1)
     x = latent * sigmas[0]
     options["cond_or_uncond"] = [1, 0]
@@ -134,7 +137,7 @@ def _sample(unet, latent, text, steps: int, options: dict, cfg: float = 5.0) -> 
             x_in = torch.cat([x, x]) / torch.sqrt(sigma ** 2 + 1)
             timestep = 999.0 * (1 - i / steps)
             uncond, cond = unet(x_in, timestep, text).sample.chunk(2)
-            x = x + (uncond + cfg * (cond - uncond)) * (sigmas[i + 1] - sigma)
+            x = x + guidance([cond, uncond], StepInfo(i, steps, timestep, float(sigma))) * (sigmas[i + 1] - sigma)
     return (time.perf_counter() - start) / steps
 
 

@@ -358,11 +358,11 @@ def _sampling(pipe, args: argparse.Namespace):
     from ..guidance import (
         NEGATIVE_VISUAL_INDEX,
         negative_visual_guidance,
-        pipeline_options,
+        negative_visual_roles,
     )
 
     guidance = negative_visual_guidance(args.cfg, args.visual_guidance, args.visual_guidance_schedule)
-    options = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": pipeline_options()}
+    options = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": negative_visual_roles()}
     return positive, lambda steered: [steered, negative, steered], guidance, options
 
 

@@ -14,14 +14,15 @@ Stable interface (other features call these; keep the names):
   -> SampleResult(images, latents, seeds, steps_run)``:
   all branches in ONE batched UNet call per step; ``guidance(outputs, step) -> output``
   combines the per-branch outputs (``step`` is a ``StepInfo``: index, total,
-  timestep, sigma). Branch ``i`` has condition index ``condition_indices[i]``
+  timestep, sigma, progress). Branch ``i`` has condition index ``condition_indices[i]``
   (default ``i``: 0 = positive, 1 = negative/unconditional as in ComfyUI), which
   picks its visual prompt tokens when ``patches`` are given (``patch_options``
   adds per-call options, e.g. the guider roles of ``visual_prompt.GUIDER_ROLES_OPTION``). ``images`` is
   IMAGE ``[B,H,W,3]`` float32 in 0..1; image ``k`` uses seed ``seed + k``.
   img2img: ``init_image`` (IMAGE), or ``init_latents`` from ``encode_image`` to
   encode a source once across many calls; ``int(steps * denoise)`` steps run.
-- ``cfg_guidance(scale)``: the default guidance for branches ``[cond, uncond]``.
+- ``cfg_guidance(scale)``: the default guidance for branches ``[cond, uncond]``;
+  ``Guidance``, ``StepInfo`` and ``cfg_guidance`` are re-exported from ``emotion_core.guidance``.
 - ``encode_image(pipe, IMAGE)`` / ``decode_latents(pipe, latents)``: VAE helpers
   (scaled latents, diffusers' convention).
 - ``use_scheduler(pipe, name)`` with ``SCHEDULER_NAMES``.
@@ -34,7 +35,7 @@ Heavy imports (diffusers, transformers) happen inside functions, so importing
 this package stays cheap.
 """
 
-from .guidance import Guidance, StepInfo, cfg_guidance
+from ..guidance import Guidance, StepInfo, cfg_guidance
 from .latents import decode_latents, encode_image
 from .loading import load_pipeline
 from .prompts import encode_prompts

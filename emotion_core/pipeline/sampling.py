@@ -3,7 +3,7 @@ conditioning branches evaluated in one batched UNet call per step.
 
 Branch ``i`` is a text embedding; all branches see the same latents, so the
 batch is ``[branch 0 × B, branch 1 × B, ...]`` and the outputs are split back
-per branch for the ``guidance`` callable (``guidance.py``). With visual prompt
+per branch for the ``guidance`` callable (``emotion_core.guidance``). With visual prompt
 patches installed (``visual_prompt.diffusers_unet.patched``), the options they
 read are set before every call: ``cond_or_uncond`` (the condition index of each
 branch chunk, by default ``i`` for branch ``i`` — 0 positive, 1 negative, as in
@@ -24,8 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InvalidInputError
+from ..guidance import Guidance, StepInfo
 from ..visual_prompt.diffusers_unet import patched
-from .guidance import Guidance, StepInfo
 from .latents import check_size, decode_latents, encode_image
 
 log = logging.getLogger(__name__)

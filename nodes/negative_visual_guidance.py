@@ -15,6 +15,11 @@ from __future__ import annotations
 import logging
 import math
 
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
 import torch
 from comfy_api.latest import io
 
@@ -23,20 +28,13 @@ from emotion_core.guidance import (
     SCHEDULES,
     VISUAL_SCALE_RANGE,
     check_visual_scale,
+    negative_visual_roles,
     step_progress,
     three_branch_guidance,
     visual_scale_at,
+    with_negative_visual,
 )
-from emotion_core.visual_prompt import (
-    GUIDER_ROLES_OPTION,
-    NEGATIVE,
-    NEGATIVE_VISUAL,
-    POSITIVE,
-    VisualPrompt,
-    check_sites,
-    comfy_unet_attn2_sites,
-    layer_weights,
-)
+from emotion_core.visual_prompt import check_sites, comfy_unet_attn2_sites, layer_weights
 from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 
 from .common import CATEGORY
@@ -46,88 +44,55 @@ from .visual_prompt import inject
 
 log = logging.getLogger(__name__)
 
-# Condition indices of the guider's calc_cond_batch call.
-POSITIVE_INDEX, UNCOND_INDEX, NEGATIVE_VISUAL_INDEX = 0, 1, 2
-DECLARED_ROLES = {NEGATIVE_VISUAL_INDEX: NEGATIVE_VISUAL}
 
+class NegativeVisualGuider(comfy.samplers.CFGGuider):
+    """CFGGuider whose noise prediction is ε_u + s·(ε_p − ε_u) + s_v·(ε_p − ε_nv) over one
+    ``calc_cond_batch`` call (conditions in ``emotion_core.guidance.roles`` order); ComfyUI's
+    pre/post-cfg hooks run as in ``cfg_function``."""
 
-def _guider_class():
-    """Built on first use: ``comfy.samplers`` is only importable inside ComfyUI."""
-    import comfy.model_management
-    import comfy.samplers
+    def set_conds(self, positive, negative):
+        import node_helpers  # on use: the module also loads with ComfyUI stand-ins that lack it
 
-    class NegativeVisualGuider(comfy.samplers.CFGGuider):
-        """CFGGuider whose noise prediction is ε_u + s·(ε_p − ε_u) + s_v·(ε_p − ε_nv) over one
-        ``calc_cond_batch`` call; ComfyUI's pre/post-cfg hooks run as in ``cfg_function``."""
+        # the negative visual branch has the positive text (and its prompt_type)
+        negative_visual = node_helpers.conditioning_set_values(positive, {"prompt_type": "positive"})
+        self.inner_set_conds({"positive": positive, "negative": negative, "negative_visual": negative_visual})
 
-        def set_conds(self, positive, negative):
-            import node_helpers
+    def set_cfg(self, cfg, visual_scale=0.0, visual_schedule="constant"):
+        self.cfg = cfg
+        self.visual_scale = visual_scale
+        self.visual_schedule = visual_schedule
 
-            # the negative visual branch has the positive text (and its prompt_type)
-            negative_visual = node_helpers.conditioning_set_values(positive, {"prompt_type": "positive"})
-            self.inner_set_conds({"positive": positive, "negative": negative, "negative_visual": negative_visual})
-
-        def set_cfg(self, cfg, visual_scale=0.0, visual_schedule="constant"):
-            self.cfg = cfg
-            self.visual_scale = visual_scale
-            self.visual_schedule = visual_schedule
-
-        def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - ComfyUI's signature
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            transformer_options = model_options.get("transformer_options", {})
-            progress = step_progress(float(timestep.max()), transformer_options.get("sample_sigmas"))
-            visual_scale = visual_scale_at(self.visual_schedule, self.visual_scale, progress)
-            positive = self.conds.get("positive")
-            uncond = self.conds.get("negative")
-            negative_visual = self.conds.get("negative_visual")
-            if not model_options.get("disable_cfg1_optimization", False):
-                # a branch whose weight is zero is not evaluated (ComfyUI's cfg 1 optimisation)
-                if visual_scale == 0.0:
-                    negative_visual = None
-                if math.isclose(self.cfg, 1.0):
-                    uncond = None
-            conds = [positive, uncond, negative_visual]
-            model_options = {**model_options,
-                             "transformer_options": {**transformer_options, GUIDER_ROLES_OPTION: DECLARED_ROLES}}
-            out = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
-            for fn in model_options.get("sampler_pre_cfg_function", []):
-                out = fn({"conds": conds, "conds_out": out, "cond_scale": self.cfg, "timestep": timestep, "input": x,
-                          "sigma": timestep, "model": self.inner_model, "model_options": model_options})
-            cond_pred, uncond_pred, negative_visual_pred = out
-            result = three_branch_guidance(cond_pred, negative_visual_pred if negative_visual is not None else None,
-                                           uncond_pred if uncond is not None else None, self.cfg, visual_scale)
-            for fn in model_options.get("sampler_post_cfg_function", []):
-                result = fn({"denoised": result, "cond": positive, "uncond": uncond, "cond_scale": self.cfg,
-                             "model": self.inner_model, "uncond_denoised": uncond_pred, "cond_denoised": cond_pred,
-                             "sigma": timestep, "model_options": model_options, "input": x,
-                             # beyond cfg_function's arguments, for hooks that know this guider
-                             "negative_visual_cond": negative_visual, "negative_visual_denoised": negative_visual_pred,
-                             "visual_scale": visual_scale})
-            return result
-
-    return NegativeVisualGuider
-
-
-_GUIDER = None
-
-
-def guider_class():
-    global _GUIDER
-    if _GUIDER is None:
-        _GUIDER = _guider_class()
-    return _GUIDER
-
-
-def _combined_prompt(adapter, positive_visual_prompt: VisualPrompt, negative_visual_prompt: VisualPrompt | None):
-    """One VISUAL_PROMPT with the three roles the guider's conditions read."""
-    positive_visual_prompt.check_adapter(adapter.layout)
-    tokens = {POSITIVE: positive_visual_prompt.tokens[POSITIVE], NEGATIVE: positive_visual_prompt.tokens[NEGATIVE]}
-    if negative_visual_prompt is not None:
-        negative_visual_prompt.check_adapter(adapter.layout)
-        tokens[NEGATIVE_VISUAL] = negative_visual_prompt.tokens[POSITIVE]
-    source = f"dpo:{positive_visual_prompt.source}|{getattr(negative_visual_prompt, 'source', None)}"
-    return VisualPrompt(tokens, positive_visual_prompt.family, positive_visual_prompt.variant,
-                        positive_visual_prompt.cross_dim, source)
+    def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006 - ComfyUI's signature
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        transformer_options = model_options.get("transformer_options", {})
+        progress = step_progress(float(timestep.max()), transformer_options.get("sample_sigmas"))
+        visual_scale = visual_scale_at(self.visual_schedule, self.visual_scale, progress)
+        positive = self.conds.get("positive")
+        uncond = self.conds.get("negative")
+        negative_visual = self.conds.get("negative_visual")
+        if not model_options.get("disable_cfg1_optimization", False):
+            # a branch whose weight is zero is not evaluated (ComfyUI's cfg 1 optimisation)
+            if visual_scale == 0.0:
+                negative_visual = None
+            if math.isclose(self.cfg, 1.0):
+                uncond = None
+        conds = [positive, uncond, negative_visual]
+        model_options = {**model_options, "transformer_options": {**transformer_options, **negative_visual_roles()}}
+        out = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        for fn in model_options.get("sampler_pre_cfg_function", []):
+            out = fn({"conds": conds, "conds_out": out, "cond_scale": self.cfg, "timestep": timestep, "input": x,
+                      "sigma": timestep, "model": self.inner_model, "model_options": model_options})
+        cond_pred, uncond_pred, negative_visual_pred = out
+        result = three_branch_guidance(cond_pred, negative_visual_pred if negative_visual is not None else None,
+                                       uncond_pred if uncond is not None else None, self.cfg, visual_scale)
+        for fn in model_options.get("sampler_post_cfg_function", []):
+            result = fn({"denoised": result, "cond": positive, "uncond": uncond, "cond_scale": self.cfg,
+                         "model": self.inner_model, "uncond_denoised": uncond_pred, "cond_denoised": cond_pred,
+                         "sigma": timestep, "model_options": model_options, "input": x,
+                         # beyond cfg_function's arguments, for hooks that know this guider
+                         "negative_visual_cond": negative_visual, "negative_visual_denoised": negative_visual_pred,
+                         "visual_scale": visual_scale})
+        return result
 
 
 def _check_batches(latent: torch.Tensor | None, **conditionings) -> None:
@@ -168,9 +133,13 @@ def make_guider(model, adapter, positive, negative, positive_visual_prompt, nega
     patched = model.clone()
     sites = comfy_unet_attn2_sites(patched.get_model_object("diffusion_model"))
     check_sites(adapter, sites)
-    prompt = _combined_prompt(adapter, positive_visual_prompt, negative_visual_prompt)
+    positive_visual_prompt.check_adapter(adapter.layout)
+    prompt = positive_visual_prompt
+    if negative_visual_prompt is not None:
+        negative_visual_prompt.check_adapter(adapter.layout)
+        prompt = with_negative_visual(positive_visual_prompt, negative_visual_prompt)
     inject(patched, adapter, sites, prompt, layer_weights("uniform", sites, visual_weight))
-    guider = guider_class()(patched)
+    guider = NegativeVisualGuider(patched)
     guider.set_conds(positive, negative)
     guider.set_cfg(cfg, visual_scale, visual_schedule)
     return guider
@@ -210,8 +179,6 @@ def _inputs(with_sampling: bool) -> list:
                        "Injector)."),
     ]
     if with_sampling:
-        import comfy.samplers
-
         inputs += [
             io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="Sampling algorithm."),
             io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Noise schedule."),
@@ -248,12 +215,6 @@ class NegativeVisualDPOSampler(CheckedNode):
     def execute(cls, model, adapter, positive, negative, positive_visual_prompt, latent_image, seed: int, steps: int,
                 cfg: float, visual_scale: float, visual_schedule: str, visual_weight: float, sampler_name: str,
                 scheduler: str, denoise: float, negative_visual_prompt=None) -> io.NodeOutput:
-        import comfy.model_management
-        import comfy.sample
-        import comfy.samplers
-        import comfy.utils
-        import latent_preview
-
         samples = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
         guider = make_guider(model, adapter, positive, negative, positive_visual_prompt, negative_visual_prompt, cfg,
                              visual_scale, visual_schedule, visual_weight, samples)

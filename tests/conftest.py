@@ -3,7 +3,12 @@
 - ``emotion_core`` is imported from the repository root.
 - Node tests import the repository as a ComfyUI custom-node package (the way
   ComfyUI loads it). Without ``COMFYUI_PATH`` the ComfyUI modules the nodes use
-  come from ``tests/comfy_standins``; with it, from the real ComfyUI checkout.
+  come from ``tests/comfy_standins``; with it, from the real ComfyUI checkout
+  (tests/test_comfy_standins.py then holds the stand-ins to it).
+- ``tests`` is on ``sys.path`` for the shared helpers: ``helpers.<module>`` and the tiny
+  ComfyUI object stand-ins ``comfy_standins.tiny_models``; ``tools`` is on it for the
+  workflow and locale tooling the tests check (``build_workflows``, ``node_locales``, ...).
+  No test module imports another: shared fixtures are here.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ if COMFYUI_PATH:
 else:
     sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tools"))
 
 
 def load_pack():
@@ -86,3 +92,20 @@ def comfy_models_dir(tmp_path_factory):
     for name in MODEL_FOLDERS:
         folder_paths.add_model_folder_path(name, str(models / name), is_default=True)
     return models
+
+
+@pytest.fixture(scope="session")
+def visual_prompt_nodes(pack, comfy_models_dir) -> dict:
+    """The visual prompt nodes by id, with the test adapters in the models folder."""
+    from helpers.visual_prompt_models import visual_prompt_node_classes
+
+    return visual_prompt_node_classes(comfy_models_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny_patcher():
+    """A runnable tiny SD1.5-style model (7 attn2 blocks) in a ModelPatcher: ComfyUI's own with
+    COMFYUI_PATH, the stand-ins without."""
+    from helpers.visual_prompt_models import tiny_model_patcher
+
+    return tiny_model_patcher()

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_visual_prompt_nodes import comfy_modules  # noqa: F401 - autouse: the injector's ComfyUI modules, stand-ins
 
 from emotion_core.cli import COMMAND_MODULES, main
 from emotion_core.testing.assets import TEST_FILES
@@ -353,10 +352,8 @@ def node_classes(pack, comfy_models_dir):
 def good_inputs(node_classes, files, tmp_path_factory):
     """Valid inputs for every node (tiny stand-ins); each case overrides some of them."""
     import folder_paths
-    from test_critic_loop_node import TinyModelPatcher, TinyVae
-    from test_load import TinyLatentModel
-    from test_visual_prompt_nodes import FakeClipVision, StandInModelPatcher
-    from tiny_clip import TinyComfyClip
+    from comfy.model_patcher import ModelPatcher
+    from comfy_standins.tiny_models import FakeClipVision, TinyComfyClip, TinyLatentModel, TinyModelPatcher, TinyVae
 
     saved = folder_paths.output_directory
     folder_paths.output_directory = str(tmp_path_factory.mktemp("output"))
@@ -371,7 +368,7 @@ def good_inputs(node_classes, files, tmp_path_factory):
     visual = n["EmotionVisualPromptBank"].execute(**bank).args[0]
     negative_visual = n["EmotionVisualPromptBank"].execute(**{**bank, "emotion": "sadness"}).args[0]
     cpu = torch.device("cpu")
-    dpo = dict(model=StandInModelPatcher(TinyLatentModel(), cpu, cpu), adapter=adapter, positive=text, negative=text,
+    dpo = dict(model=ModelPatcher(TinyLatentModel(), cpu, cpu), adapter=adapter, positive=text, negative=text,
                positive_visual_prompt=visual, negative_visual_prompt=negative_visual, cfg=7.0, visual_scale=2.0,
                visual_schedule="constant", visual_weight=0.8)
     yield {

@@ -9,54 +9,13 @@ import os
 
 import pytest
 import torch
-from torch import nn
+from comfy_standins.tiny_models import TinyComfyClip, TinyModelPatcher, TinyUnet, TinyVae
 
 pytestmark = [
     pytest.mark.skipif(bool(os.environ.get("COMFYUI_PATH")),
                        reason="stand-in sampling; the real-ComfyUI twin is test_critic_loop_comfyui.py"),
     pytest.mark.usefixtures("one_torch_thread"),
 ]
-
-
-class TinyUnet(nn.Module):
-    """``apply_model(x, sigma, c_crossattn)`` -> a denoised latent that depends on x and the text."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(4, 4, 3, padding=1)
-        self.text = nn.Linear(8, 4)
-        self.latent_format = None
-        self.calls = 0
-
-    def apply_model(self, x, t, c_crossattn=None, **kwargs):
-        self.calls += x.shape[0]
-        shift = self.text(c_crossattn.mean(dim=1)).view(-1, 4, 1, 1)
-        return torch.tanh(self.conv(x)) + shift[:1]
-
-
-class TinyModelPatcher:
-    def __init__(self):
-        self.model = TinyUnet()
-        self.load_device = torch.device("cpu")
-        self.model_options = {}
-
-
-class TinyVae:
-    def __init__(self):
-        self.encoded = 0
-
-    def spacial_compression_encode(self):
-        return 8
-
-    def encode(self, pixels):
-        self.encoded += 1
-        x = nn.functional.avg_pool2d(pixels.movedim(-1, 1), 8)
-        return torch.cat([x, x.mean(dim=1, keepdim=True)], dim=1) * 2 - 1
-
-    def decode(self, samples):
-        x = nn.functional.interpolate(samples[:, :3], scale_factor=8, mode="nearest")
-        return ((x + 1) / 2).clamp(0, 1).movedim(1, -1)
 
 
 def conditioning(value):
@@ -152,8 +111,6 @@ def test_accept_and_stop_on_first_pass(node, critic):
 
 
 def test_clip_reconditioning_follows_the_direction(node, critic, monkeypatch):
-    from tiny_clip import TinyComfyClip
-
     clip = TinyComfyClip()
     seen = []
     original = TinyUnet.apply_model

@@ -24,17 +24,8 @@ import warnings
 import psutil
 import pytest
 import torch
+from comfy_standins.tiny_models import TinyComfyClip, TinyLatentModel, TinyVae
 from conftest import ROOT
-from test_critic_loop_node import TinyVae
-from test_visual_prompt_nodes import (  # noqa: F401 - comfy_modules is an autouse fixture
-    StandInBaseModel,
-    StandInModelPatcher,
-    _init_weights,
-    comfy_modules,
-    standin_unet,
-)
-from tiny_clip import TinyComfyClip
-from torch import nn
 
 pytestmark = [
     pytest.mark.skipif(bool(os.environ.get("COMFYUI_PATH")),
@@ -47,10 +38,6 @@ log = logging.getLogger(__name__)
 EXECUTIONS = 200
 WARM_UP = 10
 RSS_BOUND_MB = 50.0
-# The tiny test checkpoint's UNet layout (emotion_core/testing/checkpoint.py): the test adapter fits it.
-CHECKPOINT_UNET = dict(model_channels=320, num_res_blocks=[1, 1], channel_mult=[1, 2], transformer_depth=[1, 1],
-                       transformer_depth_middle=1, transformer_depth_output=[1, 1, 1, 1], context_dim=768,
-                       num_heads=8, num_head_channels=-1)
 # Widget values shrunk for speed; everything else runs as the workflow file says.
 SHRINK = {
     "EmptyLatentImage": {"width": 64, "height": 64},
@@ -68,32 +55,7 @@ LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "EmotionCriticLoader", "Visua
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows" / "api").glob("*.json"))
 
 
-# --- the tiny core stand-ins ---------------------------------------------------------------------------
-
-class TinyLatentModel(StandInBaseModel):
-    """A UNet stand-in for both roles a MODEL plays in the workflows: latent in, latent out
-    (a conv plus a text shift, as the critic-loop tests' TinyUnet), and, when the model
-    options carry attn2 replace patches, every attn2 block run with ComfyUI's patch lookup
-    (the visual prompt injection path) feeding a small term into the output."""
-
-    latent_format = None
-
-    def __init__(self):
-        super().__init__(_init_weights(standin_unet(CHECKPOINT_UNET, device="cpu")))
-        self.conv = _init_weights(nn.Conv2d(4, 4, 3, padding=1), seed=1)
-        self.text = _init_weights(nn.Linear(8, 4), seed=2)
-
-    @torch.no_grad()
-    def apply_model(self, x, t, c_crossattn=None, transformer_options={}, **_):  # noqa: B006 - ComfyUI's signature
-        out = torch.tanh(self.conv(x)) + self.text(c_crossattn[..., :8].mean(dim=1)).view(-1, 4, 1, 1)[: x.shape[0]]
-        if transformer_options.get("patches_replace", {}).get("attn2"):
-            tokens = x.flatten(2).transpose(1, 2).repeat(1, 1, 160)  # [B, hw, 640]: wide enough for every block
-            # the first 8 text tokens keep the attention cheap; the image tokens are appended by the patches
-            context = nn.functional.pad(c_crossattn[:, :8], (0, 768 - c_crossattn.shape[-1]))
-            attn = super().apply_model(tokens, t, c_crossattn=context, transformer_options=transformer_options)
-            out = out + 0.01 * attn.mean(dim=1).view(-1, 1, 1, 1)
-        return out
-
+# --- the core nodes, on the tiny stand-ins (tests/comfy_standins) -----------------------------------------
 
 def negative_visual_dpo_sampler(node, model, latent_image, steps, seed, **inputs):
     """The pack node's guider (clone, injection, three-branch guidance) sampled by the
@@ -118,8 +80,10 @@ class Core:
     """Core node stand-ins; one instance per test run holds the loaders' shared outputs."""
 
     def __init__(self):
-        self.model = StandInModelPatcher(TinyLatentModel(), torch.device("cpu"), torch.device("cpu"))
-        self.ip2p_model = StandInModelPatcher(TinyLatentModel(), torch.device("cpu"), torch.device("cpu"))
+        from comfy.model_patcher import ModelPatcher
+
+        self.model = ModelPatcher(TinyLatentModel(), torch.device("cpu"), torch.device("cpu"))
+        self.ip2p_model = ModelPatcher(TinyLatentModel(), torch.device("cpu"), torch.device("cpu"))
         self.clip, self.vae = TinyComfyClip(), TinyVae()
         self.image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
         self.loaded: dict[tuple, tuple] = {}
@@ -214,7 +178,7 @@ def snapshot(core: Core) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pack_nodes(pack, comfy_models_dir, tmp_path_factory, comfy_modules):  # noqa: F811 - the imported fixture
+def pack_nodes(pack, comfy_models_dir, tmp_path_factory):
     import asyncio
 
     import folder_paths

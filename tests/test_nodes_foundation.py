@@ -9,7 +9,7 @@ import torch
 
 from conftest import ROOT
 from emotion_core.taxonomy import EMOTIONS
-from tiny_clip import TinyComfyClip
+from comfy_standins.tiny_models import TinyComfyClip
 
 NODE_IDS = {
     "EmotionCriticLoader": "Load Emotion Critic",
@@ -60,12 +60,13 @@ def test_every_node_has_a_help_page(nodes):
 
 
 def test_node_classes_survive_comfyui_class_cloning(nodes):
-    """ComfyUI re-creates node classes from their dict (class clones, then locked classes that
-    refuse setattr): the input check must not wrap execute again."""
+    """ComfyUI re-creates node classes from their dict (a shallow clone per execution, then a
+    locked class that refuses setattr): the input check must not wrap execute again."""
+    from comfy_api.internal import lock_class, shallow_clone_class
+
     for node_id, cls in nodes.items():
-        clone = type(f"{cls.__name__}Clone", (cls,), {})
-        locked = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
-        for copy in (clone, locked):
+        clone = cls.PREPARE_CLASS_CLONE({})
+        for copy in (clone, shallow_clone_class(cls), lock_class(clone)):
             assert copy.execute.__func__ is cls.execute.__func__, f"{node_id}: execute wrapped twice"
 
 

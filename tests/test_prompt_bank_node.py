@@ -5,16 +5,7 @@ import pytest
 import torch
 
 from emotion_core.testing.assets import TEST_FILES
-from test_visual_prompt_nodes import (  # noqa: F401 - fixtures shared with the injector tests
-    TINY_LAYER_DIMS,
-    adapter_for,
-    comfy_modules,
-    inject,
-    nodes,
-    run_model,
-    tiny_inputs,
-    tiny_patcher,
-)
+from helpers.visual_prompt_models import TINY_LAYER_DIMS, adapter_for, inject, run_model, tiny_inputs
 
 BANK = TEST_FILES["bank"].split("/", 1)[1]
 
@@ -29,9 +20,9 @@ def bank_node(pack, comfy_models_dir):
 
 
 @pytest.fixture(scope="module")
-def test_adapter(nodes):
+def test_adapter(visual_prompt_nodes):
     """The tiny SD1.5 base adapter test file, through the loader node."""
-    return nodes["VisualPromptAdapterLoader"].execute("test_ip_adapter_sd15.safetensors").args[0]
+    return visual_prompt_nodes["VisualPromptAdapterLoader"].execute("test_ip_adapter_sd15.safetensors").args[0]
 
 
 def run_bank(node, adapter, **kwargs):
@@ -72,7 +63,7 @@ def test_text_retrieves_the_nearest_cluster(bank_node, test_adapter, comfy_model
                                test_adapter.project(bank.visual_centres["awe"][largest:largest + 1])[0])
 
 
-def test_bank_prompt_drives_the_injector(bank_node, nodes, tiny_patcher):
+def test_bank_prompt_drives_the_injector(bank_node, visual_prompt_nodes, tiny_patcher):
     adapter = adapter_for(TINY_LAYER_DIMS, seed=1)
     x, context = tiny_inputs(1)
     plain = run_model(tiny_patcher, x, context, [0, 1])
@@ -80,7 +71,8 @@ def test_bank_prompt_drives_the_injector(bank_node, nodes, tiny_patcher):
     for emotion in ("awe", "fear"):
         prompt = run_bank(bank_node, adapter, emotion=emotion, text="a stormy sea", top_k=2, combine="concat",
                           negative_emotion="contentment")
-        patched = inject(nodes, tiny_patcher, adapter, image=None, clip_vision=None, visual_prompt=prompt)
+        patched = inject(visual_prompt_nodes, tiny_patcher, adapter, image=None, clip_vision=None,
+                         visual_prompt=prompt)
         outputs[emotion] = run_model(patched, x, context, [0, 1])
     assert not torch.allclose(outputs["awe"], plain) and not torch.allclose(outputs["awe"], outputs["fear"])
 

@@ -4,33 +4,31 @@ memory manager hooks, and the nodes' input errors.
 
 With COMFYUI_PATH the UNets are ComfyUI's own ``UNetModel`` (full SD1.5/SDXL
 configs on the meta device for counting, a tiny one for forward passes) inside
-real ``ModelPatcher``s. Without it, stand-ins built here follow ComfyUI's block
-numbering and attn2 replace protocol (comfy/ldm/modules/attention.py).
+real ``ModelPatcher``s. Without it, the stand-ins (tests/comfy_standins: tiny_models
+and comfy/model_patcher.py) follow ComfyUI's block numbering and attn2 replace
+protocol (comfy/ldm/modules/attention.py). The models are built in
+tests/helpers/visual_prompt_models.py.
 """
 
-import copy
-import functools
 import os
-import sys
-import types
 
 import pytest
 import torch
-from torch import nn
-
-COMFYUI = bool(os.environ.get("COMFYUI_PATH"))
-if COMFYUI:
-    import comfy.cli_args
-
-    comfy.cli_args.args.cpu = True  # must precede the first comfy.model_management import: no GPU here
-
-from emotion_core.testing.adapter_assets import (  # noqa: E402
-    adapter_shapes,
-    random_state_dict,
-    real_adapter_shapes,
-    write_test_adapters,
+from comfy_standins.tiny_models import FakeClipVision
+from helpers.visual_prompt_models import (
+    IMAGE,
+    SD15,
+    SDXL,
+    TINY_LAYER_DIMS,
+    adapter_for,
+    inject,
+    meta_patcher,
+    run_model,
+    tiny_inputs,
 )
-from emotion_core.visual_prompt import (  # noqa: E402
+
+from emotion_core.testing.adapter_assets import random_state_dict, real_adapter_shapes
+from emotion_core.visual_prompt import (
     ProjectedPrompt,
     VisualPromptAdapter,
     VisualPromptInjection,
@@ -38,252 +36,17 @@ from emotion_core.visual_prompt import (  # noqa: E402
     make_patches,
 )
 
-# ComfyUI UNetModel configs (values as ComfyUI's model detection produces them).
-SD15 = dict(model_channels=320, num_res_blocks=[2, 2, 2, 2], channel_mult=[1, 2, 4, 4],
-            transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0], transformer_depth_middle=1,
-            transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], context_dim=768, num_heads=8,
-            num_head_channels=-1, use_linear_in_transformer=False, adm_in_channels=None)
-SDXL = dict(model_channels=320, num_res_blocks=[2, 2, 2], channel_mult=[1, 2, 4],
-            transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_middle=10,
-            transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10], context_dim=2048, num_heads=-1,
-            num_head_channels=64, use_linear_in_transformer=True, adm_in_channels=2816, num_classes="sequential")
-TINY = dict(model_channels=32, num_res_blocks=[1, 1], channel_mult=[1, 2], transformer_depth=[1, 1],
-            transformer_depth_middle=1, transformer_depth_output=[1, 1, 1, 1], context_dim=768, num_heads=2,
-            num_head_channels=-1, use_linear_in_transformer=False, adm_in_channels=None)
-TINY_LAYER_DIMS = (32, 64, 64, 64, 32, 32, 64)  # adapter order: input, output, middle
-COMMON = dict(in_channels=4, out_channels=4, image_size=32, use_spatial_transformer=True, legacy=False,
-              use_checkpoint=False, use_temporal_attention=False, use_temporal_resblock=False)
-CPU = torch.device("cpu")
-
-
-# --- stand-ins (only without COMFYUI_PATH) -------------------------------------------------------
-
-class StandInAttention(nn.Module):
-    def __init__(self, dim, context_dim, heads, device=None):
-        super().__init__()
-        self.heads = heads
-        self.to_q = nn.Linear(dim, dim, bias=False, device=device)
-        self.to_k = nn.Linear(context_dim, dim, bias=False, device=device)
-        self.to_v = nn.Linear(context_dim, dim, bias=False, device=device)
-        self.to_out = nn.Linear(dim, dim, device=device)
-
-
-def _standin_transformer(depth, dim, config, device):
-    heads = config["num_heads"] if config["num_heads"] > 0 else dim // config["num_head_channels"]
-    module = nn.Module()
-    module.transformer_blocks = nn.ModuleList()
-    for _ in range(depth):
-        block = nn.Module()
-        block.attn2 = StandInAttention(dim, config["context_dim"], heads, device)
-        module.transformer_blocks.append(block)
-    return module
-
-
-def standin_unet(config, device="meta"):
-    """ComfyUI's UNet block numbering: input block 0 is conv_in, a level ends with a downsample
-    block; output levels have one block more than input levels."""
-    unet = nn.Module()
-    unet.input_blocks, unet.output_blocks = nn.ModuleList([nn.Sequential()]), nn.ModuleList()
-    depths, out_depths = list(config["transformer_depth"]), list(config["transformer_depth_output"])
-    mults = config["channel_mult"]
-    for level, mult in enumerate(mults):
-        for _ in range(config["num_res_blocks"][level]):
-            depth, dim = depths.pop(0), config["model_channels"] * mult
-            unet.input_blocks.append(nn.Sequential(*([_standin_transformer(depth, dim, config, device)] if depth else [])))
-        if level != len(mults) - 1:
-            unet.input_blocks.append(nn.Sequential())
-    top = config["model_channels"] * mults[-1]
-    unet.middle_block = nn.Sequential(_standin_transformer(config["transformer_depth_middle"], top, config, device))
-    for level, mult in reversed(list(enumerate(mults))):
-        for _ in range(config["num_res_blocks"][level] + 1):
-            depth, dim = out_depths.pop(), config["model_channels"] * mult  # ComfyUI pops these from the end
-            unet.output_blocks.append(nn.Sequential(*([_standin_transformer(depth, dim, config, device)] if depth else [])))
-    return unet
-
-
-class StandInSampling:
-    def percent_to_sigma(self, percent):
-        return 999999999.9 if percent <= 0 else 0.0 if percent >= 1 else 14.6 * (1 - percent) ** 2
-
-
-class StandInBaseModel(nn.Module):
-    """``apply_model`` runs every attn2 in execution order with ComfyUI's replace-patch lookup;
-    each block reads the first ``inner`` channels of ``x`` ``[B, N, W]``."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self.diffusion_model, self.model_sampling = unet, StandInSampling()
-
-    def apply_model(self, x, t, c_crossattn=None, transformer_options={}, **_):
-        from comfy.ldm.modules.attention import optimized_attention
-
-        unet, outputs = self.diffusion_model, []
-        order = [("input", list(unet.input_blocks)), ("middle", [unet.middle_block]), ("output", list(unet.output_blocks))]
-        replace = transformer_options.get("patches_replace", {}).get("attn2", {})
-        for name, blocks in order:
-            for number, sequence in enumerate(blocks):
-                for layer in sequence:
-                    for index, block in enumerate(layer.transformer_blocks):
-                        attn = block.attn2
-                        extra = {k: v for k, v in transformer_options.items() if k not in ("patches", "patches_replace")}
-                        extra.update(n_heads=attn.heads, attn_precision=None, block=(name, number), block_index=index)
-                        n = x[..., :attn.to_q.in_features]
-                        q, k, v = attn.to_q(n), attn.to_k(c_crossattn), attn.to_v(c_crossattn)
-                        patch = replace.get((name, number, index), replace.get((name, number)))
-                        out = patch(q, k, v, extra) if patch else optimized_attention(q, k, v, attn.heads)
-                        outputs.append(attn.to_out(out).flatten(1))
-        return torch.cat(outputs, dim=1)
-
-
-class StandInModelPatcher:
-    """The parts of ``comfy.model_patcher.ModelPatcher`` the injector uses (same semantics:
-    clone shares the model and deep-copies model_options)."""
-
-    def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
-        self.model, self.load_device, self.offload_device = model, load_device, offload_device
-        self.model_options = {"transformer_options": {}}
-
-    def clone(self):
-        clone = StandInModelPatcher(self.model, self.load_device, self.offload_device)
-        clone.model_options = copy.deepcopy(self.model_options)
-        return clone
-
-    def get_model_object(self, name):
-        return functools.reduce(getattr, name.split("."), self.model)
-
-    def set_model_attn2_replace(self, patch, block_name, number, transformer_index=None):
-        key = (block_name, number) if transformer_index is None else (block_name, number, transformer_index)
-        self.model_options["transformer_options"].setdefault("patches_replace", {}).setdefault("attn2", {})[key] = patch
-
-
-def _sdpa(q, k, v, heads, **_):
-    from emotion_core.visual_prompt import sdpa_attention
-
-    return sdpa_attention(q, k, v, heads)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def comfy_modules():
-    """Without ComfyUI: the two ComfyUI modules the injector imports, as stand-ins."""
-    if COMFYUI:
-        yield
-        return
-    names = ("comfy.model_patcher", "comfy.ldm", "comfy.ldm.modules", "comfy.ldm.modules.attention")
-    saved = {name: sys.modules.get(name) for name in names}
-    for name in names:
-        sys.modules[name] = types.ModuleType(name)
-    sys.modules["comfy.model_patcher"].ModelPatcher = StandInModelPatcher
-    sys.modules["comfy.ldm.modules.attention"].optimized_attention = _sdpa
-    yield
-    for name, module in saved.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
-
-
-# --- models in either world ------------------------------------------------------------------------
-
-def meta_patcher(config):
-    """A patcher around a full-size UNet on the meta device (counting only)."""
-    if not COMFYUI:
-        return StandInModelPatcher(StandInBaseModel(standin_unet(config)), CPU, CPU)
-    import comfy.ops
-    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
-    from comfy.model_patcher import ModelPatcher
-
-    holder = nn.Module()
-    holder.diffusion_model = UNetModel(**COMMON, **config, device="meta", operations=comfy.ops.disable_weight_init)
-    return ModelPatcher(holder, CPU, CPU)
-
-
-def _init_weights(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if p.ndim == 1:  # 1-d weights are norm scales
-                p.copy_(torch.ones_like(p) if name.endswith("weight") else torch.zeros_like(p))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
-    return module
+COMFYUI = bool(os.environ.get("COMFYUI_PATH"))
 
 
 @pytest.fixture(scope="module")
-def tiny_patcher():
-    """A runnable tiny SD1.5-style model (7 attn2 blocks) in a ModelPatcher."""
-    if not COMFYUI:
-        return StandInModelPatcher(_init_weights(StandInBaseModel(standin_unet(TINY, device=CPU))), CPU, CPU)
-    import comfy.supported_models
-    from comfy.model_patcher import ModelPatcher
-
-    model_config = comfy.supported_models.SD15({**COMMON, **TINY})
-    model = model_config.get_model({}, device=CPU)
-    _init_weights(model.diffusion_model)
-    return ModelPatcher(model, CPU, CPU)
-
-
-def tiny_inputs(chunks, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    batch = 2 * chunks
-    x = torch.randn(batch, 4, 16, 16, generator=g) if COMFYUI else torch.randn(batch, 10, 64, generator=g)
-    return x, torch.randn(batch, 7, 768, generator=g)
-
-
-def run_model(patcher, x, context, cond_or_uncond, sigma=5.0):
-    """One model call as ComfyUI's calc_cond_batch makes it: the patcher's transformer options
-    plus the chunk conditions and the sigmas."""
-    options = {**patcher.model_options["transformer_options"], "cond_or_uncond": list(cond_or_uncond),
-               "sigmas": torch.full((x.shape[0] // len(cond_or_uncond),), sigma)}
-    with torch.no_grad():
-        return patcher.model.apply_model(x, torch.full((x.shape[0],), sigma), c_crossattn=context,
-                                         transformer_options=options)
-
-
-# --- adapters and nodes -------------------------------------------------------------------------------
-
-def adapter_for(dims, variant="base", cross=768, seed=0):
-    """Built with the pack's own classes, so its errors are the ones the nodes raise."""
-    from emotion_core.visual_prompt import VisualPromptAdapter as PackAdapter
-
-    shapes = adapter_shapes(variant, cross, dims, resampler_dim=128, resampler_heads=2, depth=1)
-    return PackAdapter.from_state_dict(random_state_dict(shapes, seed=seed, dtype=torch.float32))
+def nodes(visual_prompt_nodes):
+    return visual_prompt_nodes
 
 
 @pytest.fixture(scope="module")
 def tiny_adapter(nodes):
     return adapter_for(TINY_LAYER_DIMS, seed=1)
-
-
-class FakeClipVision:
-    """CLIP_VISION stand-in: ``encode_image`` returns ComfyUI's output keys with deterministic features."""
-
-    def __init__(self, embeds=1024, hidden=1280):
-        self.embeds, self.hidden, self.calls = embeds, hidden, 0
-
-    def encode_image(self, image, crop=True):
-        self.calls += 1
-        g = torch.Generator().manual_seed(int(image.sum() * 1000) % 10_000)
-        return {"image_embeds": torch.randn(image.shape[0], self.embeds, generator=g),
-                "penultimate_hidden_states": torch.randn(image.shape[0], 257, self.hidden, generator=g)}
-
-
-@pytest.fixture(scope="module")
-def nodes(pack, comfy_models_dir):
-    from emotion_director_pack.nodes import visual_prompt
-
-    write_test_adapters(comfy_models_dir, {"adapter_sd15": "ipadapter/test_ip_adapter_sd15.safetensors",
-                                           "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors"})
-    return {cls.define_schema().node_id: cls for cls in visual_prompt.NODES}
-
-
-IMAGE = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(3))
-
-
-def inject(nodes, model, adapter, **kwargs):
-    values = dict(weight=1.0, weight_schedule="uniform", start_percent=0.0, end_percent=1.0, clip_vision=FakeClipVision(),
-                  image=IMAGE)
-    values.update(kwargs)
-    return nodes["VisualPromptInjector"].execute(model=model, adapter=adapter, **values).args[0]
 
 
 def node_error():

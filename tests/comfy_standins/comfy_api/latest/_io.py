@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..internal import shallow_clone_class
+
 
 class Input:
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None, extra_dict=None):
@@ -181,8 +183,8 @@ class ComfyNode:
 
     @classmethod
     def PREPARE_CLASS_CLONE(cls, hidden_inputs: dict) -> type:
-        """As in ComfyUI: a subclass per execution carrying the hidden inputs."""
-        clone = type(cls.__name__, (cls,), {})
+        """As in ComfyUI: a shallow clone of the class per execution, carrying the hidden inputs."""
+        clone = shallow_clone_class(cls if isinstance(cls, type) else type(cls))
         clone.hidden = HiddenHolder.from_dict(hidden_inputs)
         return clone
 

@@ -186,15 +186,9 @@ def pack_nodes(pack, comfy_models_dir, tmp_path_factory):
 
     saved = folder_paths.output_directory
     folder_paths.output_directory = str(tmp_path_factory.mktemp("output"))
-    helpers = type(os)("node_helpers")
-    helpers.conditioning_set_values = lambda cond, values: [[t, {**d, **values}] for t, d in cond]
-    had_helpers = "node_helpers" in __import__("sys").modules
-    __import__("sys").modules.setdefault("node_helpers", helpers)
     classes = asyncio.run(EmotionDirectorExtension().get_node_list())
     yield {cls.define_schema().node_id: cls for cls in classes}
     folder_paths.output_directory = saved
-    if not had_helpers:
-        __import__("sys").modules.pop("node_helpers", None)
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)

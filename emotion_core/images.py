@@ -69,6 +69,24 @@ def resize_exact(pixels: torch.Tensor, size: int, mode: str = "bilinear") -> tor
     return F.interpolate(pixels, size=(size, size), mode=mode, align_corners=False, antialias=True).clamp(0.0, 1.0)
 
 
+def crop_to_multiple(images: torch.Tensor, multiple: int, name: str = "image") -> torch.Tensor:
+    """IMAGE ``[B,H,W,C]`` cut at the bottom and right to the largest size that is a multiple of
+    ``multiple`` (a VAE's grid), so no pixel moves and none is resampled. An image smaller than
+    one cell is an error naming ``name``."""
+    height, width = images.shape[1] // multiple * multiple, images.shape[2] // multiple * multiple
+    if not height or not width:
+        raise InvalidInputError(f"{name} is {images.shape[2]}x{images.shape[1]} pixels; at least {multiple}x{multiple} "
+                                f"are needed (it is cropped to the {multiple} px grid)")
+    return images[:, :height, :width]
+
+
+def resize_image(images: torch.Tensor, height: int, width: int, mode: str = "bicubic") -> torch.Tensor:
+    """IMAGE ``[B,H,W,C]`` resized to ``height x width`` (antialiased, clamped to 0..1)."""
+    pixels = F.interpolate(images.permute(0, 3, 1, 2), size=(height, width), mode=mode, align_corners=False,
+                           antialias=True)
+    return pixels.clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
+
+
 def stack_same_size(images: Sequence[torch.Tensor], name: str = "images") -> torch.Tensor:
     """Concatenate IMAGE tensors into one batch; mixed sizes are an error naming the sizes."""
     if not images:

@@ -1,4 +1,5 @@
-"""The emotion report a saved image carries, and PNG writing that never replaces a file.
+"""The emotion report a saved image carries, and writing PNGs and JSON reports whole, never
+replacing a file unless asked.
 
 The report is JSON in the PNG text chunk ``emotion_director`` (the key the CLI's
 ``generate`` uses too), so a shared image says what it was made to evoke: target,
@@ -15,19 +16,21 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .atomic import link_new, temp_beside
+from .critic_loop.summary import summary
 from .direction import EmotionDirection, validate_distribution
 from .errors import InvalidInputError
+from .images import to_pil
 from .taxonomy import EMOTIONS, as_dict, parse_emotion
 
 PNG_METADATA_KEY = "emotion_director"
 GENERATOR = "Emotion Director"
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed widgets go up to 2^64-1
 MAX_NAME_ATTEMPTS = 10000
-# errors from os.link on file systems without hard links (exFAT, some network mounts)
 
 
 def _loop_error(message: str) -> InvalidInputError:
@@ -43,8 +46,9 @@ def _number(value, name: str, allow_none: bool = False) -> float | None:
 
 
 def parse_loop_report(text: str) -> dict:
-    """The loop summary for the image report, from the Emotion Critic Loop's JSON report:
-    its target, passes run, why it stopped and the best candidate's seed, denoise and SSIM."""
+    """The loop's part of the image report, from the Emotion Critic Loop's JSON report (its
+    ``summary``, checked): target, passes run, why it stopped and the best candidate's seed,
+    denoise, SSIM and target probability."""
     if not isinstance(text, str) or not text.strip():
         raise _loop_error("it is empty")
     try:
@@ -62,27 +66,29 @@ def parse_loop_report(text: str) -> dict:
     best = report["best"]
     if not isinstance(best, dict) or any(key not in best for key in ("seed", "denoise", "ssim")):
         raise _loop_error("its 'best' entry lacks the best candidate's seed, denoise and ssim")
+    outcome = summary(report)
     try:
-        target = parse_emotion(report["target"])
+        target = parse_emotion(outcome["target"])
     except InvalidInputError as exc:
         raise _loop_error(f"target: {exc}") from None
-    passes, seed = report["passes"], best["seed"]
+    passes = outcome["passes"]
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
         raise _loop_error(f"passes must be a whole number >= 1, got {passes!r}")
-    if not isinstance(report["stopped"], str):
-        raise _loop_error(f"stopped must be text, got {report['stopped']!r}")
+    if not isinstance(outcome["stopped"], str):
+        raise _loop_error(f"stopped must be text, got {outcome['stopped']!r}")
     try:
-        seed = check_seed(seed, "best seed")
+        seed = check_seed(outcome["best_seed"], "best seed")
     except InvalidInputError as exc:
         raise _loop_error(str(exc)) from None
     return {
         "target": target,
         "passes": passes,
-        "stopped": report["stopped"],
+        "stopped": outcome["stopped"],
         "best_seed": seed,
-        "best_denoise": _number(best["denoise"], "best denoise"),
-        "best_ssim": _number(best["ssim"], "best ssim", allow_none=True),
-        "best_target_probability": _number(best.get("target_probability"), "best target_probability", allow_none=True),
+        "best_denoise": _number(outcome["best_denoise"], "best denoise"),
+        "best_ssim": _number(outcome["best_ssim"], "best ssim", allow_none=True),
+        "best_target_probability": _number(outcome["best_target_probability"], "best target_probability",
+                                           allow_none=True),
     }
 
 
@@ -147,10 +153,35 @@ def write_new_png(image: Image.Image, path: str | os.PathLike, text_chunks: Mapp
             image.save(tmp, format="PNG", pnginfo=info, compress_level=compress_level)
         except OSError as exc:  # a full disk says nothing of where: name the file
             raise OSError(f"cannot write {path}: {exc}") from exc
-        if replace:
-            os.replace(tmp, path)
-        else:
-            link_new(tmp, path)
+        _put_in_place(tmp, path, replace)
+
+
+def write_metadata_png(image: torch.Tensor, path: str | os.PathLike, metadata: Mapping, replace: bool = False) -> None:
+    """One IMAGE with a run's settings as JSON (sorted keys) in the ``emotion_director`` chunk,
+    as the CLI's ``generate`` and ``edit`` write it; the folder is made if needed. Written whole,
+    and an existing file is kept (``FileExistsError``) unless ``replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_new_png(to_pil(image), path, {PNG_METADATA_KEY: json.dumps(metadata, sort_keys=True)}, compress_level=6,
+                  replace=replace)
+
+
+def write_new_json(path: str | os.PathLike, data, replace: bool = False) -> None:
+    """``data`` as indented JSON (e.g. a loop report), whole or not at all, in a folder made if
+    needed; like ``write_new_png``, an existing file is kept (``FileExistsError``) unless ``replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with temp_beside(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        _put_in_place(tmp, path, replace)
+
+
+def _put_in_place(tmp: Path, path: Path, replace: bool) -> None:
+    """The finished temp file takes ``path``: renamed over it with ``replace``, else only if the name is free."""
+    if replace:
+        os.replace(tmp, path)
+    else:
+        link_new(tmp, path)
 
 
 def write_numbered_png(image: Image.Image, folder: str | os.PathLike, name: Callable[[int], str], counter: int,

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from emotion_core.cli import main
-from emotion_core.cli.generate import PNG_METADATA_KEY, VisualPromptArg
+from emotion_core.cli.arguments import VisualPromptArg
+from emotion_core.report import PNG_METADATA_KEY
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from emotion_core.cli import main
-from emotion_core.cli.generate import PNG_METADATA_KEY
+from emotion_core.report import PNG_METADATA_KEY
 from emotion_core.testing.assets import TEST_FILES
 from emotion_core.testing.critic_assets import write_test_critics
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from emotion_core.cli import main
-from emotion_core.cli.generate import PNG_METADATA_KEY
+from emotion_core.report import PNG_METADATA_KEY
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

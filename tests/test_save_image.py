@@ -21,8 +21,8 @@ load_pack()  # the nodes' own emotion_core: values passed to them must be its cl
 from emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
 from emotion_core.direction import make_direction
 from emotion_core.errors import InvalidInputError
-from emotion_core.report import (PNG_METADATA_KEY, build_report,
-                                                       parse_loop_report, write_new_png)
+from emotion_core.report import (PNG_METADATA_KEY, build_report, parse_loop_report, write_metadata_png,
+                                 write_new_json, write_new_png)
 from emotion_core.taxonomy import EMOTIONS
 from emotion_core.testing.assets import TEST_FILES
 
@@ -199,10 +199,26 @@ def test_write_new_png_is_exclusive_and_atomic(tmp_path, monkeypatch):
     assert target.read_bytes() == original and sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
 
 
-def test_chunk_key_matches_the_cli():
-    from emotion_core.cli.generate import PNG_METADATA_KEY as CLI_KEY
+def test_cli_run_files_use_the_chunk_and_keep_existing_files(tmp_path):
+    """``generate`` and ``edit`` write through ``write_metadata_png`` and ``write_new_json``: the
+    chunk this node writes, sorted JSON, folders made on the way, existing files kept unless asked."""
+    image, png, report = _images(1)[0], tmp_path / "runs" / "a.png", tmp_path / "runs" / "report.json"
+    write_metadata_png(image, png, {"seed": 1, "emotion": "awe"})
+    assert PNG_METADATA_KEY == "emotion_director"
+    assert _chunks(png) == {PNG_METADATA_KEY: '{"emotion": "awe", "seed": 1}'}
+    with pytest.raises(FileExistsError):
+        write_metadata_png(image, png, {"seed": 2})
+    assert json.loads(_chunks(png)[PNG_METADATA_KEY])["seed"] == 1
+    write_metadata_png(image, png, {"seed": 2}, replace=True)
+    assert json.loads(_chunks(png)[PNG_METADATA_KEY]) == {"seed": 2}
 
-    assert PNG_METADATA_KEY == CLI_KEY == "emotion_director"
+    write_new_json(report, {"passes": 1})
+    with pytest.raises(FileExistsError):
+        write_new_json(report, {"passes": 2})
+    assert json.loads(report.read_text()) == {"passes": 1}
+    write_new_json(report, {"passes": 2}, replace=True)
+    assert json.loads(report.read_text()) == {"passes": 2}
+    assert sorted(os.listdir(png.parent)) == ["a.png", "report.json"], "no temp files left"
 
 
 @pytest.mark.parametrize("images, message", [

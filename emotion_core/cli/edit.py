@@ -7,21 +7,18 @@ Conditioning); the best candidate is written once the loop has finished."""
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..report import write_metadata_png, write_new_json
 from . import add_json_flag
-from .arguments import positive_int, refuse_existing
-from .loop_common import (
-    add_loop_arguments,
-    loop_settings,
-    run_pipeline_loop,
-    write_report,
+from .arguments import (
+    existing_refused,
+    finite_float,
+    positive_int,
+    refuse_existing,
+    seed_int,
 )
-
-log = logging.getLogger(__name__)
-SIZE_MULTIPLE = 8
+from .loop_common import add_loop_arguments, loop_settings
 
 
 def register(commands) -> None:
@@ -35,11 +32,11 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, metavar="PNG", help="where to write the best image")
     parser.add_argument("--prompt", default="", help="text describing the image (default empty)")
     parser.add_argument("--negative-prompt", default="", help="negative prompt (default empty)")
-    parser.add_argument("--strength", type=float, default=1.0, help="direction strength 0..2 (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    parser.add_argument("--strength", type=finite_float, default=1.0, help="direction strength 0..2 (default 1)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the run (default 0)")
     parser.add_argument("--steps", type=positive_int, default=30,
                         help="full-schedule steps; a pass at denoise d runs int(steps*d) (default 30)")
-    parser.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--cfg", type=finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
     parser.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="ddim", help="scheduler (default ddim)")
     add_loop_arguments(parser, critic_required=True)
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -48,56 +45,38 @@ def register(commands) -> None:
     parser.set_defaults(handler=run)
 
 
-def _source(path: str):
-    from ..images import load_image
-
-    if not Path(path).is_file():
-        raise InvalidInputError(f"image not found: {path}")
-    image = load_image(path)
-    height = image.shape[1] // SIZE_MULTIPLE * SIZE_MULTIPLE
-    width = image.shape[2] // SIZE_MULTIPLE * SIZE_MULTIPLE
-    if not height or not width:
-        raise InvalidInputError(f"{path} is {image.shape[1]}x{image.shape[2]}; edit needs at least 8x8 pixels")
-    return image[:, :height, :width]
-
-
 def run(args: argparse.Namespace) -> dict:
     from ..direction import make_direction
+    from ..images import crop_to_multiple, load_image
+    from ..pipeline.sizes import SIZE_MULTIPLE
 
     settings = loop_settings(args)
     target = make_direction(args.target, args.strength)
     out = Path(args.out)
     refuse_existing([out] + ([Path(args.report)] if args.report else []), args.overwrite)
-    source = _source(args.image)
+    source = crop_to_multiple(load_image(args.image), SIZE_MULTIPLE, args.image)
 
+    from ..critic_loop.summary import summary
     from ..critics import load_critic
     from ..pipeline import load_pipeline, use_scheduler
+    from ..pipeline.branches import prompt_branches
+    from ..pipeline.critic_loop import run_pipeline_loop
 
     critic = load_critic(args.critic, device=args.device)
     pipe = load_pipeline(args.model, device=args.device)
     use_scheduler(pipe, args.scheduler)
-    result = edit(pipe, critic, source, target, settings, args)
-
-    from .generate import write_png
-
-    meta = {"command": "edit", "source": Path(args.image).name, "target": result.report["target"], "seed": args.seed,
-            "best": result.report["best"]["index"], "pick": result.report["best"]["pick"]}
-    write_png(result.best_image[0], out, meta, args.overwrite)
-    if args.report:
-        write_report(Path(args.report), result.report, args.overwrite)
-    best = result.report["best"]
-    return {"image": str(out), "source": args.image, "target": result.report["target"], "passes": result.report["passes"],
-            "stopped": result.report["stopped"], "best": best["index"], "pick": best["pick"], "ssim": best["ssim"],
-            "distribution": best["distribution"], "report": args.report}
-
-
-def edit(pipe, critic, source, target, settings, args: argparse.Namespace):
-    """Run the loop on ``pipe``: every pass SDEdits the image being edited at the drawn denoise
-    (the source is VAE-encoded once; a chained pass starts from the candidate's latents)."""
-    from ..pipeline import cfg_guidance, encode_prompts
-
-    positive, negative = encode_prompts(pipe, [args.prompt, args.negative_prompt])
     height, width = source.shape[1:3]
-    return run_pipeline_loop(pipe, critic, target, settings, positive=positive,
-                             branches=lambda steered: [steered, negative], guidance=cfg_guidance(args.cfg),
-                             steps=args.steps, width=width, height=height, source=source)
+    result = run_pipeline_loop(pipe, critic, target, settings,
+                               prompt_branches(pipe, args.prompt, args.negative_prompt, args.cfg),
+                               steps=args.steps, width=width, height=height, source=source)
+    outcome = summary(result.report)
+    meta = {"command": "edit", "source": Path(args.image).name, "target": outcome["target"], "seed": args.seed,
+            "best": outcome["best"], "pick": outcome["pick"]}
+    with existing_refused(out):
+        write_metadata_png(result.best_image[0], out, meta, replace=args.overwrite)
+    if args.report:
+        with existing_refused(args.report):
+            write_new_json(args.report, result.report, replace=args.overwrite)
+    return {"image": str(out), "source": args.image, "target": outcome["target"], "passes": outcome["passes"],
+            "stopped": outcome["stopped"], "best": outcome["best"], "pick": outcome["pick"],
+            "ssim": outcome["best_ssim"], "distribution": outcome["best_distribution"], "report": args.report}

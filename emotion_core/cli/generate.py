@@ -8,7 +8,7 @@ JSON in the ``emotion_director`` text chunk (file names only, never paths or
 secrets); ``--json`` prints the same object plus the image path, one per image.
 
 ``--critic-loop`` runs the Emotion Critic Loop (Iterative Emotion Inference, shared with
-``edit``: ``loop_common``) instead of one sampling call: the first pass is plain
+``edit``: ``emotion_core.pipeline.critic_loop``) instead of one sampling call: the first pass is plain
 text-to-image (or an SDEdit of ``--init-image``, judged with SSIM against it), an accepted
 candidate is refined by SDEdit passes along the re-estimated direction, and the best
 candidate is written with the loop's outcome in its metadata.
@@ -17,69 +17,33 @@ candidate is written with the loop's outcome in its metadata.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InvalidInputError
 from ..guidance import SCHEDULES as GUIDANCE_SCHEDULES
-from ..report import PNG_METADATA_KEY, write_new_png
+from ..pipeline.sizes import SIZE_MULTIPLE, check_side
+from ..report import write_metadata_png, write_new_json
 from . import add_json_flag
-from .arguments import positive_int, refuse_existing
+from .arguments import (
+    VisualPromptArg,
+    existing_refused,
+    finite_float,
+    positive_int,
+    refuse_existing,
+    seed_int,
+)
 from .loop_common import (
     add_loop_arguments,
     loop_options_given,
     loop_settings,
     loop_summary,
-    run_pipeline_loop,
-    write_report,
 )
 
 log = logging.getLogger(__name__)
 
-MAX_SIDE = 4096
-SIZE_MULTIPLE = 8
 DEFAULT_IMG2IMG_DENOISE = 0.75
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"seed must be between 0 and 2^63-1, got {value}")
-    return value
-
-
-@dataclass(frozen=True)
-class VisualPromptArg:
-    path: Path
-    weight: float
-
-    @classmethod
-    def parse(cls, text: str) -> "VisualPromptArg":
-        """``IMG`` or ``IMG:WEIGHT`` (a colon followed by something that is not a number belongs to the path)."""
-        path, sep, weight = text.rpartition(":")
-        if sep:
-            try:
-                return cls(Path(path), float(weight))
-            except ValueError:
-                pass
-        return cls(Path(text), 1.0)
 
 
 def register(commands) -> None:
@@ -90,7 +54,7 @@ def register(commands) -> None:
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="diffusers pipeline folder, or an original-layout SD1.5 .safetensors checkpoint")
     parser.add_argument("--emotion", required=True, help="target emotion (one of the eight Mikels emotions)")
-    parser.add_argument("--strength", type=_finite_float, default=1.0,
+    parser.add_argument("--strength", type=finite_float, default=1.0,
                         help="how strongly the emotion steers the text conditioning, 0..2 (0 = off; default 1); "
                         "the same training-free steering as the Emotion Conditioning node")
     parser.add_argument("--prompt", required=True, help="text prompt")
@@ -105,24 +69,24 @@ def register(commands) -> None:
                         help="image(s) of another emotion to guide away from under the same text (three-branch "
                         "negative visual guidance: eps_u + cfg*(eps_p - eps_u) + s_v*(eps_p - eps_nv)); needs "
                         "--visual-prompt")
-    parser.add_argument("--visual-guidance", type=_finite_float, default=2.0,
+    parser.add_argument("--visual-guidance", type=finite_float, default=2.0,
                         help="visual guidance scale s_v 0..30 with --negative-visual-prompt (default 2)")
     parser.add_argument("--visual-guidance-schedule", choices=tuple(GUIDANCE_SCHEDULES), default="constant",
                         help="s_v over the steps (default constant)")
-    parser.add_argument("--visual-weight", type=_finite_float, default=1.0,
+    parser.add_argument("--visual-weight", type=finite_float, default=1.0,
                         help="visual prompt strength 0..2 (default 1)")
     parser.add_argument("--visual-schedule", default="uniform",
                         help="strength across the UNet: uniform, style, composition, 'down,middle,up' or one value "
                         "per cross-attention layer (default uniform)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the first image (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the first image (default 0)")
     parser.add_argument("--steps", type=positive_int, default=30, help="sampling steps (default 30)")
-    parser.add_argument("--cfg", type=_finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--cfg", type=finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
     parser.add_argument("--width", type=int, help=f"image width, a multiple of {SIZE_MULTIPLE} "
                         "(default: the init image's, else the model's native size)")
     parser.add_argument("--height", type=int, help=f"image height, a multiple of {SIZE_MULTIPLE}")
     parser.add_argument("--batch", type=positive_int, default=1, help="images to generate (default 1)")
     parser.add_argument("--init-image", metavar="IMG", help="start from this image (img2img/SDEdit)")
-    parser.add_argument("--denoise", type=_finite_float,
+    parser.add_argument("--denoise", type=finite_float,
                         help=f"with --init-image: how much is re-noised, 0..1 (default {DEFAULT_IMG2IMG_DENOISE}); "
                         "int(steps * denoise) steps run")
     from ..pipeline.schedulers import SCHEDULER_NAMES
@@ -143,12 +107,6 @@ def register(commands) -> None:
     parser.set_defaults(handler=run)
 
 
-def _check_size(name: str, value: int | None) -> None:
-    if value is not None and not (SIZE_MULTIPLE <= value <= MAX_SIDE and value % SIZE_MULTIPLE == 0):
-        raise InvalidInputError(f"--{name} must be a multiple of {SIZE_MULTIPLE} between {SIZE_MULTIPLE} and "
-                                f"{MAX_SIDE}, got {value}")
-
-
 def _check_inputs(args: argparse.Namespace) -> None:
     from ..direction import make_direction
     from ..taxonomy import parse_emotion
@@ -158,8 +116,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
     make_direction(args.emotion, args.strength)  # a clear error for a strength outside [0, 2]
     if not args.prompt.strip():
         raise InvalidInputError("--prompt is empty")
-    _check_size("width", args.width)
-    _check_size("height", args.height)
+    check_side("--width", args.width)
+    check_side("--height", args.height)
     if args.cfg < 0:
         raise InvalidInputError(f"--cfg must be >= 0, got {args.cfg}")
     if not Path(args.model).exists():
@@ -228,42 +186,13 @@ def output_paths(out: Path, emotion: str, seeds: list[int]) -> list[Path]:
     return [out / f"{emotion}_{seed}.png" for seed in seeds]
 
 
-def write_png(image, path: Path, metadata: dict, overwrite: bool) -> None:
-    """The run's metadata in the ``emotion_director`` chunk; written whole, and an existing
-    file is kept unless ``overwrite`` (``emotion_core.report.write_new_png``)."""
-    from ..images import to_pil
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_new_png(to_pil(image), path, {PNG_METADATA_KEY: json.dumps(metadata, sort_keys=True)},
-                      compress_level=6, replace=overwrite)
-    except FileExistsError:
-        raise InvalidInputError(f"{path} exists; pass --overwrite to replace it") from None
-
-
-def _load_init_image(args: argparse.Namespace):
-    import torch.nn.functional as F
-
-    from ..images import load_image
-
-    image = load_image(args.init_image)
-    height, width = image.shape[1:3]
-    if args.width is None and args.height is None:
-        if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-            raise InvalidInputError(f"--init-image is {width}x{height}; sizes must be multiples of {SIZE_MULTIPLE} "
-                                    "(pass --width/--height to resize it)")
-        return image
-    size = (args.height or height, args.width or width)
-    for name, value in (("height", size[0]), ("width", size[1])):
-        _check_size(name, value)
-    pixels = F.interpolate(image.permute(0, 3, 1, 2), size=size, mode="bicubic", align_corners=False, antialias=True)
-    return pixels.clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
-
-
 def run(args: argparse.Namespace) -> Iterator[dict]:
     _check_inputs(args)
-    init_image = _load_init_image(args) if args.init_image else None
-    if init_image is not None:
+    init_image = None
+    if args.init_image:
+        from ..pipeline.sizes import load_init_image
+
+        init_image = load_init_image(args.init_image, args.width, args.height)
         args.height, args.width = init_image.shape[1:3]
     seeds = [args.seed + k for k in range(args.batch)]
     paths = output_paths(Path(args.out), args.emotion, seeds)
@@ -272,6 +201,8 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
     import torch
 
     from ..pipeline import load_pipeline, use_scheduler
+    from ..pipeline.branches import prompt_branches
+    from ..pipeline.sizes import native_side
 
     dtype = torch.float16 if str(args.device).startswith("cuda") else torch.float32
     # the critic, adapter and image encoder are smaller than the model: their errors come first
@@ -280,39 +211,28 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
         from ..critics import load_critic
 
         critic = load_critic(args.critic, device=args.device)
-    visual = _visual_prompts(args) if args.visual_prompt else None
+    visual = None
+    if args.visual_prompt:
+        from ..pipeline.visual_files import load_visual_prompts
+
+        visual = load_visual_prompts(args.adapter, args.image_encoder,
+                                     [(item.path, item.weight * args.visual_weight) for item in args.visual_prompt],
+                                     args.negative_visual_prompt, device=args.device)
     pipe = load_pipeline(args.model, device=args.device, dtype=dtype)
     args.scheduler_class = use_scheduler(pipe, args.scheduler)
-    native = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    args.width, args.height = args.width or native, args.height or native
+    args.width, args.height = args.width or native_side(pipe), args.height or native_side(pipe)
     patches = None
     if visual is not None:
         from ..pipeline.visual import visual_prompt_patches
 
         adapter, prompts = visual
         patches = visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
+    branches = prompt_branches(pipe, args.prompt, args.negative_prompt, args.cfg,
+                               args.visual_guidance if args.negative_visual_prompt else None,
+                               args.visual_guidance_schedule)
     if critic is not None:
-        return [_critic_loop(pipe, critic, args, init_image, patches, paths[0])]
-    return _generate(pipe, args, init_image, patches, paths)
-
-
-def _visual_prompts(args: argparse.Namespace):
-    """(adapter, [(VisualPrompt, weight), ...]) from the image files; the encoder is freed after."""
-    from ..images import load_image
-    from ..pipeline.visual import load_image_encoder, visual_prompts_from_images
-    from ..visual_prompt import load_adapter
-
-    adapter = load_adapter(args.adapter)
-    encoder = load_image_encoder(args.image_encoder, device=args.device)
-    images = [(load_image(item.path), item.weight * args.visual_weight) for item in args.visual_prompt]
-    prompts = visual_prompts_from_images(adapter, encoder, images)
-    if args.negative_visual_prompt:  # every visual prompt's negative_visual role: the third branch's tokens
-        from ..guidance import with_negative_visual
-
-        negative = visual_prompts_from_images(adapter, encoder, [(load_image(p), 1.0)
-                                                                 for p in args.negative_visual_prompt])[0][0]
-        prompts = [(with_negative_visual(prompt, negative), weight) for prompt, weight in prompts]
-    return adapter, prompts
+        return [_critic_loop(pipe, critic, args, branches, init_image, patches, paths[0])]
+    return _generate(pipe, args, branches, init_image, patches, paths)
 
 
 def _metadata(args: argparse.Namespace, seed: int) -> dict:
@@ -336,65 +256,39 @@ def _metadata(args: argparse.Namespace, seed: int) -> dict:
     return meta
 
 
-def steer_prompt(pipe, tokens, direction):
-    """The prompt's hidden states moved along ``direction`` (an ``EmotionDirection``) in the
-    pipeline's own text encoder space (``emotion_core.conditioning``, shared with the ComfyUI node)."""
-    from ..conditioning import Encoded, apply_delta, emotion_delta
-    from ..pipeline import encode_prompts
-
-    delta = emotion_delta(lambda text: Encoded(encode_prompts(pipe, [text])[0]), direction)
-    return tokens if delta is None else apply_delta(tokens, None, delta)[0]
+def _write_png(image, path: Path, meta: dict, overwrite: bool) -> None:
+    with existing_refused(path):
+        write_metadata_png(image, path, meta, replace=overwrite)
+    log.info("wrote %s", path)
 
 
-def _sampling(pipe, args: argparse.Namespace):
-    """``(positive, branches, guidance, options)``: the prompt's embeddings, ``branches(steered)`` -> the
-    branch list for ``sample``, the guidance combining them and the other ``sample`` options."""
-    from ..pipeline import cfg_guidance, encode_prompts
-
-    positive, negative = encode_prompts(pipe, [args.prompt, args.negative_prompt])
-    if not args.negative_visual_prompt:
-        return positive, lambda steered: [steered, negative], cfg_guidance(args.cfg), {}
-    # third branch: the same (steered) text, the negative visual prompt's tokens
-    from ..guidance import (
-        NEGATIVE_VISUAL_INDEX,
-        negative_visual_guidance,
-        negative_visual_roles,
-    )
-
-    guidance = negative_visual_guidance(args.cfg, args.visual_guidance, args.visual_guidance_schedule)
-    options = {"condition_indices": [0, 1, NEGATIVE_VISUAL_INDEX], "patch_options": negative_visual_roles()}
-    return positive, lambda steered: [steered, negative, steered], guidance, options
-
-
-def _generate(pipe, args: argparse.Namespace, init_image, patches, paths: list[Path]) -> Iterator[dict]:
+def _generate(pipe, args: argparse.Namespace, branches, init_image, patches, paths: list[Path]) -> Iterator[dict]:
     from ..direction import make_direction
     from ..pipeline import sample
+    from ..pipeline.prompts import steer_prompt
 
-    positive, branches, guidance, options = _sampling(pipe, args)
-    steered = steer_prompt(pipe, positive, make_direction(args.emotion, args.strength))
-    result = sample(pipe, branches(steered), guidance, seed=args.seed, steps=args.steps, width=args.width,
-                    height=args.height, batch=args.batch, init_image=init_image, denoise=args.denoise,
-                    patches=patches, **options)
+    steered = steer_prompt(pipe, branches.positive, make_direction(args.emotion, args.strength))
+    result = sample(pipe, branches.embeddings(steered), branches.guidance, seed=args.seed, steps=args.steps,
+                    width=args.width, height=args.height, batch=args.batch, init_image=init_image,
+                    denoise=args.denoise, patches=patches, **branches.sample_options())
     for image, seed, path in zip(result.images, result.seeds, paths):
         meta = _metadata(args, seed)
-        write_png(image, path, meta, args.overwrite)
-        log.info("wrote %s", path)
+        _write_png(image, path, meta, args.overwrite)
         yield {"image": str(path), **meta}
 
 
-def _critic_loop(pipe, critic, args: argparse.Namespace, init_image, patches, path: Path) -> dict:
+def _critic_loop(pipe, critic, args: argparse.Namespace, branches, init_image, patches, path: Path) -> dict:
     """The loop instead of one ``sample`` call; the best candidate is written with the run's settings
     plus the loop's outcome (``critic_loop``), then the report."""
     from ..direction import make_direction
+    from ..pipeline.critic_loop import run_pipeline_loop
 
-    positive, branches, guidance, options = _sampling(pipe, args)
-    result = run_pipeline_loop(pipe, critic, make_direction(args.emotion, args.strength), args.loop_settings,
-                               positive=positive, branches=branches, guidance=guidance, steps=args.steps,
-                               width=args.width, height=args.height, source=init_image,
-                               sample_options={"patches": patches, **options})
-    meta = {**_metadata(args, args.seed), "critic_loop": loop_summary(result, args.critic)}
-    write_png(result.best_image[0], path, meta, args.overwrite)
-    log.info("wrote %s", path)
+    result = run_pipeline_loop(pipe, critic, make_direction(args.emotion, args.strength), args.loop_settings, branches,
+                               steps=args.steps, width=args.width, height=args.height, source=init_image,
+                               patches=patches)
+    meta = {**_metadata(args, args.seed), "critic_loop": loop_summary(result.report, args.critic)}
+    _write_png(result.best_image[0], path, meta, args.overwrite)
     if args.report:
-        write_report(Path(args.report), result.report, args.overwrite)
+        with existing_refused(args.report):
+            write_new_json(args.report, result.report, replace=args.overwrite)
     return {"image": str(path), **meta, "report": args.report}

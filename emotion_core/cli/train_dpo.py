@@ -11,35 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 
 from ..errors import InvalidInputError
 from . import add_json_flag
-from .arguments import positive_int, safetensors_out
+from .arguments import non_negative_int, positive_float, positive_int, safetensors_out
 
 log = logging.getLogger(__name__)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
 
 
 def register(commands) -> None:
@@ -57,15 +36,15 @@ def register(commands) -> None:
     parser.add_argument("--image-encoder", metavar="DIR",
                         help="CLIP vision folder for visual prompts given as images (default: MODEL/image_encoder "
                         "when it exists)")
-    parser.add_argument("--beta", type=_positive_float, default=5000.0, help="DPO beta (default 5000)")
+    parser.add_argument("--beta", type=positive_float, default=5000.0, help="DPO beta (default 5000)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps (default 1000)")
-    parser.add_argument("--lr", type=_positive_float, default=1e-5, help="AdamW learning rate (default 1e-5)")
+    parser.add_argument("--lr", type=positive_float, default=1e-5, help="AdamW learning rate (default 1e-5)")
     parser.add_argument("--batch-size", type=positive_int, default=1,
                         help="pairs per optimizer step and process (gradient accumulation; default 1)")
     parser.add_argument("--resolution", type=positive_int, default=512,
                         help="training image side in pixels, a multiple of 8 (default 512)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed for pair order and noise")
-    parser.add_argument("--checkpoint-every", type=_non_negative_int, default=0, metavar="N",
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for pair order and noise")
+    parser.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
                         help="write a checkpoint every N steps into OUT.checkpoints/ (default: none)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in OUT.checkpoints/ (same settings needed)")

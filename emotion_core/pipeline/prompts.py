@@ -1,4 +1,5 @@
-"""Text prompts -> the text encoder's hidden states, as SD1.5 pipelines compute them."""
+"""Text prompts -> the text encoder's hidden states, as SD1.5 pipelines compute them, and
+those states steered toward an emotion."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Sequence
 
 import torch
 
+from ..conditioning import Encoded, apply_delta, emotion_delta
+from ..direction import EmotionDirection
 from ..errors import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -31,3 +34,11 @@ def encode_prompts(pipe, prompts: Sequence[str]) -> list[torch.Tensor]:
     device = encoder.device
     hidden = encoder(tokens.input_ids.to(device), attention_mask=None if mask is None else mask.to(device))[0]
     return list(hidden.split(1))
+
+
+def steer_prompt(pipe, tokens: torch.Tensor, direction: EmotionDirection) -> torch.Tensor:
+    """The prompt's hidden states moved along ``direction`` in the pipeline's own text encoder
+    space: the Emotion Conditioning formula (``emotion_core.conditioning``), shared with the
+    ComfyUI node, so the CLI steers exactly as a graph does."""
+    delta = emotion_delta(lambda text: Encoded(encode_prompts(pipe, [text])[0]), direction)
+    return tokens if delta is None else apply_delta(tokens, None, delta)[0]

@@ -35,10 +35,11 @@ from emotion_core.critic_loop.settings import (
     MAX_CANDIDATES_LIMIT,
     MAX_ITERATIONS_LIMIT,
 )
+from emotion_core.critic_loop.summary import pass_series, summary
 from emotion_core.direction import EmotionDirection as Direction
 from emotion_core.direction import make_direction
 from emotion_core.errors import InvalidInputError
-from emotion_core.images import as_rgb_batch
+from emotion_core.images import as_rgb_batch, crop_to_multiple
 from emotion_core.taxonomy import EMOTIONS
 
 from .common import CATEGORY, run_critic
@@ -61,10 +62,7 @@ def _initial_latent(vae, source, latent):
         source = as_rgb_batch(source, "source_image")
         if source.shape[0] != 1:
             raise InvalidInputError(f"source_image must be one image, got a batch of {source.shape[0]}")
-        height, width = (source.shape[1] // factor) * factor, (source.shape[2] // factor) * factor
-        if height == 0 or width == 0:
-            raise InvalidInputError(f"source_image is {source.shape[1]}x{source.shape[2]}, smaller than the VAE's {factor} px grid")
-        source = source[:, :height, :width]
+        source = crop_to_multiple(source, factor, "source_image")
     if latent is None:
         return source, {"samples": vae.encode(source)}
     samples = latent["samples"]
@@ -223,16 +221,13 @@ class EmotionCriticLoop(CheckedNode):
         best_latent["samples"] = result.best_latent
         best_latent.pop("batch_index", None)
         report = result.report
-        chart = [{"iteration": it["iteration"], "denoise": it["denoise"],
-                  "ssim": [c["ssim"] for c in it["candidates"]],
-                  "target_probability": [c["target_probability"] for c in it["candidates"]],
-                  "accepted": [c["accepted"] for c in it["candidates"]]} for it in report["iterations"]]
-        summary = {"target": report["target"], "best": result.best_index, "pick": report["best"]["pick"],
-                   "stopped": report["stopped"], "passes": report["passes"], "confidence": settings.confidence,
-                   "ssim_window": [settings.ssim_low, settings.ssim_high]}
+        outcome = summary(report)
+        panel = {"target": outcome["target"], "best": outcome["best"], "pick": outcome["pick"],
+                 "stopped": outcome["stopped"], "passes": outcome["passes"], "confidence": settings.confidence,
+                 "ssim_window": [settings.ssim_low, settings.ssim_high]}
         preview = ui.PreviewImage(result.best_image, cls=cls).as_dict()
         return io.NodeOutput(result.best_image, best_latent, result.images, json.dumps(report),
-                             ui={**preview, "emotion_loop": chart, "emotion_loop_summary": [summary]})
+                             ui={**preview, "emotion_loop": pass_series(report), "emotion_loop_summary": [panel]})
 
 
 def _sampler(model, vae, positive, negative, start: dict, steps: int, cfg: float, sampler_name: str,

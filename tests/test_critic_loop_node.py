@@ -149,6 +149,7 @@ def test_interrupt_inside_a_pass_raises_cleanly(node, critic, monkeypatch):
     ({"ssim_max": -0.1}, "ssim_max must be between 0.0 and 1.0"),
     ({"max_iterations": 0}, "max_iterations"),
     ({"source_image": None}, "neither is connected"),
+    ({"source_image": torch.rand(1, 5, 12, 3)}, "source_image is 12x5 pixels; at least 8x8 are needed"),
     ({"latent": {"samples": torch.zeros(1, 4, 5, 4)}}, "source_image is 32x32 but the latent decodes to 40x32"),
     ({"mode": "EmoEditor"}, "emotion encoder"),
 ])

@@ -1,5 +1,6 @@
 """Stand-in for ``comfy.utils``: ``ProgressBar`` with the real signature; records updates."""
 
+PROGRESS_BAR_ENABLED = True
 PROGRESS_BAR_HOOK = None
 
 

@@ -4,6 +4,16 @@ called on). Both build a new class from the old one's ``__dict__``, so whatever 
 does in ``__init_subclass__`` runs again for each copy."""
 
 
+def copy_class(cls: type) -> type:
+    """A subclass of ``cls`` with the same name, module and doc and a copy of its attributes."""
+    if cls is None:
+        return None
+    namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__", "__module__", "__doc__")}
+    copy = type(cls.__name__, (cls,), namespace)
+    copy.__module__, copy.__doc__ = cls.__module__, cls.__doc__
+    return copy
+
+
 def shallow_clone_class(cls, new_name=None):
     """A subclass of ``cls`` (and of its bases) holding a copy of ``cls.__dict__``."""
     name = new_name or cls.__name__ + "Clone"

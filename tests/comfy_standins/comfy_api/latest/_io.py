@@ -5,137 +5,170 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..internal import shallow_clone_class
+from ..internal import copy_class, shallow_clone_class
 
 
-class Input:
-    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None, extra_dict=None):
+class _IO_V3:
+    """Base of inputs and outputs: the io type is the parent ComfyType's."""
+
+    Parent = None
+
+    def __init__(self):
+        pass
+
+    @property
+    def io_type(self):
+        return self.Parent.io_type
+
+
+class Input(_IO_V3):
+    def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
+                 extra_dict=None):
+        super().__init__()
         self.id, self.display_name, self.optional, self.tooltip, self.lazy = id, display_name, optional, tooltip, lazy
-        self.extra_dict = extra_dict or {}
+        self.extra_dict = extra_dict if extra_dict is not None else {}
 
 
 class WidgetInput(Input):
     def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
-                 default: Any = None, socketless: bool = None, widget_type: str = None, force_input: bool = None, extra_dict=None):
+                 default: Any = None, socketless: bool = None, widget_type: str = None, force_input: bool = None,
+                 extra_dict=None):
         super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
         self.default, self.socketless, self.widget_type, self.force_input = default, socketless, widget_type, force_input
 
 
-class Output:
+class Output(_IO_V3):
     def __init__(self, id: str = None, display_name: str = None, tooltip: str = None, is_output_list=False):
         self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name, tooltip, is_output_list
 
 
-def _io_type(io_type: str, input_cls=Input):
-    """A ComfyType with nested Input/Output classes bound to ``io_type``."""
-    ns = {"io_type": io_type}
-    parent = type(io_type, (), ns)
-    parent.Input = type("Input", (input_cls,), {"Parent": parent, "io_type": io_type})
-    parent.Output = type("Output", (Output,), {"Parent": parent, "io_type": io_type})
-    return parent
+class _ComfyType:
+    io_type: str = None
 
 
-class Boolean:
-    io_type = "BOOLEAN"
+class ComfyTypeI(_ComfyType):
+    class Input(Input):
+        pass
 
+
+class ComfyTypeIO(ComfyTypeI):
+    class Output(Output):
+        pass
+
+
+def comfytype(io_type: str, **kwargs):
+    """As in ComfyUI: binds ``io_type`` to a ComfyType and gives it its own copies of the
+    Input and Output classes, whose ``Parent`` is the ComfyType."""
+
+    def decorator(cls):
+        for name in ("Input", "Output"):
+            if getattr(cls, name, None) is not None:
+                setattr(cls, name, copy_class(getattr(cls, name)))
+                getattr(cls, name).Parent = cls
+        cls.io_type = io_type
+        return cls
+
+    return decorator
+
+
+@comfytype(io_type="BOOLEAN")
+class Boolean(ComfyTypeIO):
     class Input(WidgetInput):
-        io_type = "BOOLEAN"
-
         def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
-                     default: bool = None, label_on: str = None, label_off: str = None, socketless: bool = None, force_input: bool = None):
+                     default: bool = None, label_on: str = None, label_off: str = None, socketless: bool = None,
+                     force_input: bool = None):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+            self.label_on, self.label_off = label_on, label_off
 
-    Output = _io_type("BOOLEAN").Output
 
-
-class Int:
-    io_type = "INT"
-
+@comfytype(io_type="INT")
+class Int(ComfyTypeIO):
     class Input(WidgetInput):
-        io_type = "INT"
-
         def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
-                     default: int = None, min: int = None, max: int = None, step: int = None, control_after_generate: bool = None,
-                     display_mode=None, socketless: bool = None, force_input: bool = None):
+                     default: int = None, min: int = None, max: int = None, step: int = None,
+                     control_after_generate: bool = None, display_mode=None, socketless: bool = None,
+                     force_input: bool = None):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
             self.min, self.max, self.step, self.control_after_generate = min, max, step, control_after_generate
 
-    Output = _io_type("INT").Output
 
-
-class Float:
-    io_type = "FLOAT"
-
+@comfytype(io_type="FLOAT")
+class Float(ComfyTypeIO):
     class Input(WidgetInput):
-        io_type = "FLOAT"
-
         def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
-                     default: float = None, min: float = None, max: float = None, step: float = None, round: float = None,
-                     display_mode=None, socketless: bool = None, force_input: bool = None):
+                     default: float = None, min: float = None, max: float = None, step: float = None,
+                     round: float = None, display_mode=None, socketless: bool = None, force_input: bool = None):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
             self.min, self.max, self.step, self.round = min, max, step, round
 
-    Output = _io_type("FLOAT").Output
 
-
-class String:
-    io_type = "STRING"
-
+@comfytype(io_type="STRING")
+class String(ComfyTypeIO):
     class Input(WidgetInput):
-        io_type = "STRING"
-
         def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
                      multiline=False, placeholder: str = None, default: str = None, dynamic_prompts: bool = None,
                      socketless: bool = None, force_input: bool = None):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
             self.multiline, self.placeholder = multiline, placeholder
 
-    Output = _io_type("STRING").Output
 
-
-class Combo:
-    io_type = "COMBO"
-
+@comfytype(io_type="COMBO")
+class Combo(ComfyTypeIO):
     class Input(WidgetInput):
-        io_type = "COMBO"
-
-        def __init__(self, id: str, options=None, display_name: str = None, optional=False, tooltip: str = None, lazy: bool = None,
-                     default=None, control_after_generate: bool = None, upload=None, image_folder=None, remote=None, socketless: bool = None):
+        def __init__(self, id: str, options=None, display_name: str = None, optional=False, tooltip: str = None,
+                     lazy: bool = None, default=None, control_after_generate: bool = None, upload=None,
+                     image_folder=None, remote=None, socketless: bool = None):
             super().__init__(id, display_name, optional, tooltip, lazy, default, socketless)
             self.options = options
 
-    Output = _io_type("COMBO").Output
-
-
-Image = _io_type("IMAGE")
-Mask = _io_type("MASK")
-Latent = _io_type("LATENT")
-Conditioning = _io_type("CONDITIONING")
-Clip = _io_type("CLIP")
-ClipVision = _io_type("CLIP_VISION")
-Vae = _io_type("VAE")
-Model = _io_type("MODEL")
-Guider = _io_type("GUIDER")
-Sampler = _io_type("SAMPLER")
-Sigmas = _io_type("SIGMAS")
-Noise = _io_type("NOISE")
+    class Output(Output):
+        def __init__(self, id: str = None, display_name: str = None, options: list = None, tooltip: str = None,
+                     is_output_list=False):
+            super().__init__(id, display_name, tooltip, is_output_list)
+            self.options = options if options is not None else []
 
 
 def Custom(io_type: str):
-    return _io_type(io_type)
+    """A ComfyType for a custom io type."""
+
+    @comfytype(io_type=io_type)
+    class CustomComfyType(ComfyTypeIO):
+        pass
+
+    return CustomComfyType
+
+
+# The socket types the nodes use, each ``@comfytype(io_type=...) class <Name>(ComfyTypeIO)`` in ComfyUI.
+Image = comfytype("IMAGE")(type("Image", (ComfyTypeIO,), {}))
+Mask = comfytype("MASK")(type("Mask", (ComfyTypeIO,), {}))
+Latent = comfytype("LATENT")(type("Latent", (ComfyTypeIO,), {}))
+Conditioning = comfytype("CONDITIONING")(type("Conditioning", (ComfyTypeIO,), {}))
+Clip = comfytype("CLIP")(type("Clip", (ComfyTypeIO,), {}))
+ClipVision = comfytype("CLIP_VISION")(type("ClipVision", (ComfyTypeIO,), {}))
+Vae = comfytype("VAE")(type("Vae", (ComfyTypeIO,), {}))
+Model = comfytype("MODEL")(type("Model", (ComfyTypeIO,), {}))
+Guider = comfytype("GUIDER")(type("Guider", (ComfyTypeIO,), {}))
+Sampler = comfytype("SAMPLER")(type("Sampler", (ComfyTypeIO,), {}))
+Sigmas = comfytype("SIGMAS")(type("Sigmas", (ComfyTypeIO,), {}))
+Noise = comfytype("NOISE")(type("Noise", (ComfyTypeIO,), {}))
 
 
 class Hidden:
     unique_id = "UNIQUE_ID"
     prompt = "PROMPT"
     extra_pnginfo = "EXTRA_PNGINFO"
+    dynprompt = "DYNPROMPT"
+    auth_token_comfy_org = "AUTH_TOKEN_COMFY_ORG"
+    api_key_comfy_org = "API_KEY_COMFY_ORG"
 
 
 class HiddenHolder:
-    """The hidden values of one execution; a value not requested reads as None."""
+    """The hidden values of one execution; any other attribute reads as None."""
 
-    def __init__(self, unique_id=None, prompt=None, extra_pnginfo=None, **kwargs):
-        self.unique_id, self.prompt, self.extra_pnginfo = unique_id, prompt, extra_pnginfo
+    def __init__(self, unique_id: str, prompt: Any, extra_pnginfo: Any, dynprompt: Any, auth_token_comfy_org: str,
+                 api_key_comfy_org: str, **kwargs):
+        self.unique_id, self.prompt, self.extra_pnginfo, self.dynprompt = unique_id, prompt, extra_pnginfo, dynprompt
+        self.auth_token_comfy_org, self.api_key_comfy_org = auth_token_comfy_org, api_key_comfy_org
 
     def __getattr__(self, key: str):
         return None
@@ -143,7 +176,8 @@ class HiddenHolder:
     @classmethod
     def from_dict(cls, d: dict | None):
         d = d or {}
-        return cls(d.get(Hidden.unique_id), d.get(Hidden.prompt), d.get(Hidden.extra_pnginfo))
+        return cls(**{name: d.get(getattr(Hidden, name)) for name in (
+            "unique_id", "prompt", "extra_pnginfo", "dynprompt", "auth_token_comfy_org", "api_key_comfy_org")})
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """Stand-in for ``comfy.ldm.modules.attention``: ``optimized_attention`` with the real
-signature, ``[B, N, heads * dim]`` in and out, on torch's scaled dot product kernel."""
+signature, ``[B, N, heads * dim]`` in and out, on torch's scaled dot product kernel. ComfyUI
+picks the function by backend and the first three are ``q, k, v`` or ``query, key, value``:
+callers pass them by position, so here they are positional-only."""
 
 import torch.nn.functional as F
 
 
-def optimized_attention(q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False, skip_output_reshape=False,
-                        **kwargs):
+def optimized_attention(q, k, v, /, heads, mask=None, attn_precision=None, skip_reshape=False,
+                        skip_output_reshape=False, **kwargs):
     if skip_reshape or skip_output_reshape:
         raise NotImplementedError("the stand-in takes and returns [B, N, heads * dim] only")
     b = q.shape[0]

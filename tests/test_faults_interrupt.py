@@ -95,24 +95,24 @@ def _generate_loop(sd, out):
 
 @pytest.mark.parametrize("command", [_edit, _generate_loop], ids=["edit", "generate_critic_loop"])
 def test_cli_loop_interrupted_writes_nothing_then_reruns_identically(command, sd, tmp_path, monkeypatch, capsys):
-    import emotion_core.pipeline as pipeline
+    import emotion_core.pipeline.critic_loop as pipeline_loop  # samples every pass
 
     reference, cut, rerun = tmp_path / "reference", tmp_path / "cut", tmp_path / "rerun"
     for folder in (reference, cut, rerun):
         folder.mkdir()
     assert main(command(sd, reference)) == 0
-    real_sample = pipeline.sample
+    real_sample = pipeline_loop.sample
     interrupt = _after(2)  # the second pass's sampling call
 
     def sample(*args, **kwargs):
         interrupt()
         return real_sample(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "sample", sample)
+    monkeypatch.setattr(pipeline_loop, "sample", sample)
     assert main(command(sd, cut)) == 1
     assert "interrupted" in capsys.readouterr().err
     assert _files_in(cut) == []  # no image, no report, no temp file
-    monkeypatch.setattr(pipeline, "sample", real_sample)
+    monkeypatch.setattr(pipeline_loop, "sample", real_sample)
     assert main(command(sd, rerun)) == 0
     assert (rerun / "best.png").read_bytes() == (reference / "best.png").read_bytes()
     assert (rerun / "report.json").read_bytes() == (reference / "report.json").read_bytes()

@@ -1,5 +1,5 @@
 """``locales/en/nodeDefs.json`` matches the node schemas (names, descriptions, tooltips), and
-ComfyUI serves it through ``/i18n``. Regenerate with ``python tests/node_locales.py``."""
+ComfyUI serves it through ``/i18n``. Regenerate with ``python tools/node_locales.py``."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ def expected(pack):
 
 
 def test_locale_file_matches_the_schemas(expected):
-    assert LOCALE_FILE.is_file(), f"{LOCALE_FILE} is missing: run `python tests/node_locales.py`"
+    assert LOCALE_FILE.is_file(), f"{LOCALE_FILE} is missing: run `python tools/node_locales.py`"
     actual = json.loads(LOCALE_FILE.read_text(encoding="utf-8"))
     stale = sorted(set(actual) ^ set(expected)) + sorted(k for k in expected if k in actual and actual[k] != expected[k])
-    assert not stale, f"locales/en/nodeDefs.json is out of date for {stale}: run `python tests/node_locales.py`"
+    assert not stale, f"locales/en/nodeDefs.json is out of date for {stale}: run `python tools/node_locales.py`"
     assert LOCALE_FILE.read_text(encoding="utf-8") == render(expected), "formatting drifted: regenerate the file"
 
 

@@ -134,7 +134,7 @@ def test_distributions(values):
     assert direction.source == result
 
 
-# Workflow files (tests/workflow_graph.check_ui)
+# Workflow files (tools/workflow_graph.check_ui)
 
 
 @pytest.fixture(scope="module")

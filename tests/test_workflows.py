@@ -54,7 +54,7 @@ def asset_files() -> dict[str, set[str]]:
 def test_every_workflow_file_has_a_twin_and_a_graph():
     ui_names = {p.stem for p in WORKFLOWS.glob("*.json")}
     api_names = {p.stem for p in (WORKFLOWS / "api").glob("*.json")}
-    thumbnails = {p.stem for p in WORKFLOWS.glob("*.jpg")}  # tests/render_workflow_thumbnails.py
+    thumbnails = {p.stem for p in WORKFLOWS.glob("*.jpg")}  # tools/render_workflow_thumbnails.py
     assert ui_names == api_names == thumbnails == set(NAMES)
     assert (ROOT / "web" / "examples" / EXAMPLE_IMAGE).is_file()
 
@@ -72,7 +72,7 @@ def test_ui_and_api_twins_are_the_same_graph(name, specs):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_files_are_what_the_builder_writes(name):
-    """The committed API twin is the graph defined in build_workflows.py (edit that, then rebuild)."""
+    """The committed API twin is the graph defined in tools/build_workflows.py (edit that, then rebuild)."""
     assert _api(name) == json.loads(json.dumps(GRAPHS[name]().api))
 
 

@@ -5,7 +5,7 @@ ComfyUI's ``/i18n`` serves ``custom_nodes/<pack>/locales/<lang>/nodeDefs.json`` 
 ``.inputs.<input>.name|tooltip`` and ``.outputs.<index>.name|tooltip``. Strings go through
 vue-i18n's message compiler, so its special characters are escaped as literals.
 
-Regenerate after changing a schema: ``python tests/node_locales.py``
+Regenerate after changing a schema: ``python tools/node_locales.py``
 (``tests/test_locales.py`` fails while the file and the schemas disagree).
 """
 
@@ -59,7 +59,7 @@ def render(defs: dict) -> str:
 
 def registered_classes() -> list:
     """The node classes the pack registers, imported the way ComfyUI (or the stand-ins) does."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # conftest: the pack's import set-up
     from conftest import load_pack
 
     load_pack()

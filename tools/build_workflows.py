@@ -2,7 +2,9 @@
 
 Run with a ComfyUI checkout, from the repository root:
 
-    COMFYUI_PATH=/path/to/ComfyUI python tests/build_workflows.py
+    COMFYUI_PATH=/path/to/ComfyUI python tools/build_workflows.py [--check]
+
+(``--check`` writes nothing and exits 1 when a file differs from what would be written.)
 
 The graphs are defined here once, in API form; the UI files are laid out from them with
 the node schemas. ``tests/test_workflows.py`` checks the written files (schemas, links,
@@ -17,10 +19,9 @@ import sys
 import uuid
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
-CORE_SPECS = HERE / "data" / "core_node_specs.json"
+CORE_SPECS = ROOT / "tests" / "data" / "core_node_specs.json"
 
 # Core inputs whose combo lists a folder's files: validated against the test assets instead.
 CORE_FILE_INPUTS = {
@@ -247,7 +248,13 @@ def core_node_infos(types: set[str]) -> dict[str, dict]:
     return infos
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    check = parser.parse_args(argv).check
+    sys.path.insert(0, str(ROOT / "tests"))
     import conftest  # noqa: F401 - puts COMFYUI_PATH and the repository on sys.path
 
     from workflow_graph import build_ui, spec_from_schema, spec_from_v1
@@ -263,19 +270,25 @@ def main() -> int:
     graphs = {name: build() for name, build in GRAPHS.items()}
     core_types = {e["class_type"] for g in graphs.values() for e in g.api.values()} - set(pack)
     infos = core_node_infos(core_types)
-    CORE_SPECS.parent.mkdir(exist_ok=True)
-    CORE_SPECS.write_text(json.dumps(infos, indent=1, sort_keys=True) + "\n")
+    files = {CORE_SPECS: json.dumps(infos, indent=1, sort_keys=True) + "\n"}
     specs = {**pack, **{t: spec_from_v1(t, info, CORE_FILE_INPUTS.get(t)) for t, info in infos.items()}}
-    (WORKFLOWS / "api").mkdir(parents=True, exist_ok=True)
     for name, graph in graphs.items():
         ui = build_ui(graph.api, specs, graph.notes, WEB_EXTRA_HEIGHT)
         ui["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emotion-director/workflows/{name}"))
-        (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=1) + "\n")
-        (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(graph.api, indent=1) + "\n")
-        print(f"wrote workflows/{name}.json and workflows/api/{name}.json ({len(graph.api)} nodes)")
+        files[WORKFLOWS / f"{name}.json"] = json.dumps(ui, indent=1) + "\n"
+        files[WORKFLOWS / "api" / f"{name}.json"] = json.dumps(graph.api, indent=1) + "\n"
+    if check:
+        stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
+        for path in stale:
+            print(f"{path.relative_to(ROOT)} differs from its definition", file=sys.stderr)
+        print(f"{len(files) - len(stale)} of {len(files)} files are up to date")
+        return 1 if stale else 0
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     sys.exit(main())

@@ -2,7 +2,7 @@
 thumbnail, ``workflows/<name>.jpg`` (ComfyUI serves custom-node template thumbnails as
 ``/api/workflow_templates/<pack>/<name>.jpg``).
 
-    python tests/render_workflow_thumbnails.py http://127.0.0.1:8188
+    python tools/render_workflow_thumbnails.py http://127.0.0.1:8188
 
 The server must run this pack (it draws the emotion wheels); needs playwright and a
 system Chromium at /usr/bin/chromium.

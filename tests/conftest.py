@@ -109,3 +109,23 @@ def tiny_patcher():
     from helpers.visual_prompt_models import tiny_model_patcher
 
     return tiny_model_patcher()
+
+
+@pytest.fixture(scope="session")
+def comfyui_server(request, tmp_path_factory):
+    """The session's real ComfyUI server (tests/helpers/comfyui_server.py) with this pack and the
+    test models; skipped without COMFYUI_PATH, stopped at session end."""
+    import shutil
+
+    from helpers.comfyui_server import ComfyUIServer, prepare_base_dir
+
+    if not COMFYUI_PATH:
+        pytest.skip("COMFYUI_PATH is not set: no real ComfyUI to test against")
+    base_dir = tmp_path_factory.mktemp("comfyui_base")
+    # pytest keeps recent temp dirs: drop the ~2 GB of models, keep the log and outputs.
+    request.config.add_cleanup(lambda: shutil.rmtree(base_dir / "models", ignore_errors=True))
+    prepare_base_dir(base_dir)
+    server = ComfyUIServer(COMFYUI_PATH, base_dir)
+    server.start()
+    request.config.add_cleanup(server.stop)  # cleanups run last-in first-out: stop, then delete
+    return server

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_server import PACK_DIR_NAME, ComfyUIError, comfyui_server  # noqa: F401
+from helpers.comfyui_server import PACK_DIR_NAME, ComfyUIError
 from emotion_core.taxonomy import EMOTIONS
 from emotion_core.testing.assets import TEST_FILES
 

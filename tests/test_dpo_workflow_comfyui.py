@@ -16,7 +16,6 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"), reason="COMFYUI_PATH is not set"),
 ]
 
-from comfyui_server import comfyui_server  # noqa: E402,F401  (the session's server fixture)
 from emotion_core.testing.assets import TEST_FILES  # noqa: E402
 
 BANK = {"critic_clip_b32": TEST_FILES["critic_clip_b32"], "bank": "emotion_banks/test_dpo_bank.safetensors"}

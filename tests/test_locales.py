@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from comfyui_server import comfyui_server  # noqa: F401
 from node_locales import LOCALE_FILE, i18n_literal, node_defs, render
 
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_server import comfyui_server  # noqa: F401  (the session's server fixture)
 from conftest import load_pack
 
 load_pack()  # the nodes' own emotion_core: values passed to them must be its classes

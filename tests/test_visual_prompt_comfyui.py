@@ -23,7 +23,6 @@ if os.environ.get("COMFYUI_PATH"):
 
     comfy.cli_args.args.cpu = True  # before the first comfy.model_management import: no GPU here
 
-from comfyui_server import comfyui_server  # noqa: E402,F401  (the session's server fixture)
 from emotion_core.testing.adapter_assets import write_test_adapters  # noqa: E402
 from emotion_core.testing.assets import TEST_FILES  # noqa: E402
 

@@ -1,7 +1,7 @@
 """The web extension in the real ComfyUI frontend, in a headless Chromium (COMFYUI_PATH,
 python ``playwright`` and a system ``chromium``; no browser download).
 
-The session's ComfyUI server (tests/comfyui_server.py) serves the frontend with this pack
+The session's ComfyUI server (the comfyui_server fixture, tests/conftest.py) serves the frontend with this pack
 in ``custom_nodes``. The page loads the extension, an Emotion Direction node gets the
 wheel, clicks and drags on it set the plain widgets, a real run draws the source image's
 emotions, and the critic loop's chart draws a ``ui`` output captured from a real run.
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfyui_server import REPO_ROOT, comfyui_server  # noqa: F401
+from helpers.comfyui_server import REPO_ROOT
 from emotion_core.testing.assets import TEST_FILES
 
 pytestmark = [

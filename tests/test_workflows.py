@@ -125,6 +125,3 @@ def test_api_twin_runs_in_real_comfyui(name, comfyui_server):
     assert saved, f"{name} saved no image"
     for image in saved:
         assert (comfyui_server.output_dir / image["subfolder"] / image["filename"]).is_file()
-
-
-from comfyui_server import comfyui_server  # noqa: E402,F401 - the session's server fixture

@@ -6,9 +6,8 @@ database), so the checkout is never written to. The test models (with the SD1.5
 checkpoint) are written into its ``models/`` and this repository is linked into
 its ``custom_nodes/``, so ComfyUI imports the pack exactly as a user's install.
 
-Tests use the session fixture with
-``from comfyui_server import comfyui_server  # noqa: F401``; the server is
-started once per pytest session even when several modules import the fixture.
+Tests use the session fixture ``comfyui_server`` (tests/conftest.py): the server is
+started once per pytest session, on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,11 +25,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Folder name of the pack under custom_nodes/, as a user's git clone would be named.
 PACK_DIR_NAME = "emotion_director"
 START_TIMEOUT = 180.0
@@ -229,25 +225,3 @@ def _describe_execution_error(prompt_id: str, status: dict[str, Any]) -> str:
                 + "".join(data.get("traceback") or [])
             )
     return f"prompt {prompt_id} failed: {json.dumps(status.get('messages'))}"
-
-
-_running: ComfyUIServer | None = None
-
-
-@pytest.fixture(scope="session")
-def comfyui_server(request, tmp_path_factory) -> ComfyUIServer:
-    """The session's ComfyUI server; skipped without COMFYUI_PATH, stopped at session end."""
-    global _running
-    comfyui_path = os.environ.get("COMFYUI_PATH")
-    if not comfyui_path:
-        pytest.skip("COMFYUI_PATH is not set: no real ComfyUI to test against")
-    if _running is None:
-        base_dir = tmp_path_factory.mktemp("comfyui_base")
-        # pytest keeps recent temp dirs: drop the ~2 GB of models, keep the log and outputs.
-        request.config.add_cleanup(lambda: shutil.rmtree(base_dir / "models", ignore_errors=True))
-        prepare_base_dir(base_dir)
-        server = ComfyUIServer(comfyui_path, base_dir)
-        server.start()
-        request.config.add_cleanup(server.stop)  # cleanups run last-in first-out: stop, then delete
-        _running = server
-    return _running

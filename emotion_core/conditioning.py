@@ -106,3 +106,12 @@ def steer_conditioning(conditioning: list, delta: Encoded | None) -> list:
                 extras["pooled_output"] = pooled
         out.append([tokens, extras])
     return out
+
+
+def replace_tokens(conditioning: list | None, tokens: torch.Tensor) -> list:
+    """ComfyUI-style conditioning with ``tokens`` in place of every entry's text tokens (EmoEditor's
+    emotion tokens replace the text). Each entry keeps its other keys (areas, masks,
+    InstructPix2Pix's concat latent); its text pooled vector is dropped, as it would not match the
+    new tokens. Without a conditioning: one entry with no extras. The input is never mutated."""
+    entries = conditioning or [[None, {}]]
+    return [[tokens, {k: v for k, v in extras.items() if k != "pooled_output"}] for _, extras in entries]

@@ -68,6 +68,18 @@ def validate_distribution(values: Sequence[float] | torch.Tensor, name: str = "s
     return tuple(float(v) for v in vector / total)
 
 
+def source_distribution(distributions: Sequence[Sequence[float]] | torch.Tensor) -> tuple[float, ...]:
+    """What a source evokes, from a critic's ``[B, 8]`` output: one image's distribution, or the
+    mean over a batch (frames or crops of one source), as a checked 8-way distribution."""
+    rows = torch.as_tensor(distributions, dtype=torch.float64)
+    rows = rows[None] if rows.ndim == 1 else rows
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise InvalidInputError(f"source distributions: expected [B, {NUM_EMOTIONS}] critic probabilities, got "
+                                f"shape {tuple(rows.shape)}")
+    mean = rows.mean(dim=0)
+    return validate_distribution(mean / mean.sum())
+
+
 @dataclass(frozen=True)
 class EmotionDirection:
     """The value passed along ``EMOTION_DIRECTION`` links. Immutable, so ComfyUI's

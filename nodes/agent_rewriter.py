@@ -6,22 +6,12 @@ from comfy_api.latest import io
 
 from emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
 from emotion_core.agents.rewrite_flow import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
-from emotion_core.errors import InvalidInputError
-from emotion_core.taxonomy import EMOTIONS, parse_emotion
 
+from .common import emotion_combo
 from .input_checks import CheckedNode
 from .types import EmotionDirectionType
 
 CATEGORY = "Emotion Director/Prompt"
-
-
-def strongest_target(direction) -> str:
-    """The target emotion an ``EMOTION_DIRECTION`` weighs most (ties: canonical order)."""
-    target = getattr(direction, "target", None)
-    if not target:
-        raise InvalidInputError("the connected emotion direction has no target emotions")
-    weights = {parse_emotion(name): float(weight) for name, weight in dict(target).items()}
-    return max(weights, key=lambda e: (weights[e], -EMOTIONS.index(e)))
 
 
 class AgentPromptRewriter(CheckedNode):
@@ -40,7 +30,7 @@ class AgentPromptRewriter(CheckedNode):
             inputs=[
                 io.String.Input("prompt", multiline=True, default="a lighthouse on a cliff",
                                 tooltip="The plain prompt. Its subject and scene are kept word for word."),
-                io.Combo.Input("emotion", options=list(EMOTIONS), default="awe",
+                emotion_combo("emotion", default="awe",
                                tooltip="Target emotion. Ignored when an emotion direction is connected."),
                 io.Int.Input("agents", default=5, min=1, max=MAX_AGENTS,
                              tooltip="How many persona agents propose concepts (painter, photographer, child, "
@@ -83,7 +73,7 @@ class AgentPromptRewriter(CheckedNode):
     def execute(cls, prompt: str, emotion: str, agents: int, creativity: float, seed: int, backend: str,
                 base_url: str, model: str, timeout: float, token_budget: int,
                 emotion_direction=None) -> io.NodeOutput:
-        target = strongest_target(emotion_direction) if emotion_direction is not None else emotion
+        target = emotion_direction.primary if emotion_direction is not None else emotion
         settings = BackendSettings(backend, base_url, model, timeout)
         result = rewrite(prompt, target, agents=agents, creativity=creativity, seed=seed, backend=settings,
                          token_budget=token_budget)

@@ -1,5 +1,5 @@
-"""What several nodes share: the menu category, running a critic on ComfyUI's device, and
-models cached per file."""
+"""What several nodes share: the menu category, emotion combos, running a critic on ComfyUI's
+device, and models cached per file."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Callable, TypeVar
 
 import comfy.model_management as mm
 import torch
+from comfy_api.latest import io
 
 from emotion_core.critics import EmotionCritic
 from emotion_core.errors import InvalidInputError
 from emotion_core.images import as_rgb_batch
+from emotion_core.taxonomy import EMOTIONS
 
 CATEGORY = "Emotion Director"
 Model = TypeVar("Model")
@@ -31,6 +33,14 @@ def run_critic(critic: EmotionCritic, images: torch.Tensor, name: str = "image")
         return critic.predict(images)
     finally:
         critic.to(mm.unet_offload_device())
+
+
+def emotion_combo(input_id: str, fixed: tuple[str, ...] = (), **options) -> io.Combo.Input:
+    """A combo of ``fixed`` choices (e.g. "none") then the eight emotions. Emotion names are
+    case-insensitive everywhere in the pack, so the input check accepts "Awe" from an API prompt."""
+    combo = io.Combo.Input(input_id, options=[*fixed, *EMOTIONS], **options)
+    combo.any_case = True
+    return combo
 
 
 def cached_load(loader: Callable[[str], Model], maxsize: int) -> Callable[[str], Model]:

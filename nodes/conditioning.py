@@ -7,13 +7,13 @@ import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
-from emotion_core.conditioning import Encoded, emotion_delta, steer_conditioning
+from emotion_core.conditioning import Encoded, emotion_delta, replace_tokens, steer_conditioning
 from emotion_core.emotion_encoder import load_emotion_encoder
 from emotion_core.errors import InvalidInputError
 
 from .common import CATEGORY, cached_load
 from .input_checks import CheckedNode
-from .model_folders import model_files, model_path
+from .model_folders import model_combo, model_path
 from .types import EmotionDirectionType
 
 NO_ENCODER = "none"
@@ -54,7 +54,7 @@ class EmotionConditioning(CheckedNode):
                 io.Clip.Input("clip", optional=True,
                               tooltip="The same CLIP that made the conditioning; encodes the emotion descriptors. "
                               "Required without an encoder."),
-                io.Combo.Input("emotion_encoder", options=model_files("emotion_encoder", fixed=(NO_ENCODER,)),
+                model_combo("emotion_encoder", "emotion_encoder", fixed=(NO_ENCODER,),
                                default=NO_ENCODER,
                                tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "
                                "training-free CLIP path."),
@@ -68,9 +68,7 @@ class EmotionConditioning(CheckedNode):
         if emotion_encoder and emotion_encoder != NO_ENCODER:
             encoder = cached_emotion_encoder(model_path("emotion_encoder", emotion_encoder))
             tokens = encoder.encode(direction).to(mm.intermediate_device(), torch.float32)
-            extras = dict(conditioning[0][1]) if conditioning else {}
-            extras.pop("pooled_output", None)  # EmoEditor's tokens replace the text; a text pooled vector would not match
-            return io.NodeOutput([[tokens, extras]])
+            return io.NodeOutput(replace_tokens(conditioning, tokens))
         if conditioning is None or clip is None:
             raise InvalidInputError(
                 "without an emotion encoder, connect both conditioning and clip (the CLIP that encoded it)"

@@ -20,7 +20,7 @@ import latent_preview
 import torch
 from comfy_api.latest import io, ui
 
-from emotion_core.conditioning import emotion_delta, steer_conditioning
+from emotion_core.conditioning import emotion_delta, replace_tokens, steer_conditioning
 from emotion_core.critic_loop import (
     CUSTOM,
     PRESETS,
@@ -36,16 +36,14 @@ from emotion_core.critic_loop.settings import (
     MAX_ITERATIONS_LIMIT,
 )
 from emotion_core.critic_loop.summary import pass_series, summary
-from emotion_core.direction import EmotionDirection as Direction
 from emotion_core.direction import make_direction
 from emotion_core.errors import InvalidInputError
 from emotion_core.images import as_rgb_batch, crop_to_multiple
-from emotion_core.taxonomy import EMOTIONS
 
-from .common import CATEGORY, run_critic
+from .common import CATEGORY, emotion_combo, run_critic
 from .conditioning import NO_ENCODER, cached_emotion_encoder, clip_text_encoder
 from .input_checks import CheckedNode
-from .model_folders import model_files, model_path
+from .model_folders import model_combo, model_path
 from .types import EmotionCriticType, EmotionDirectionType
 
 log = logging.getLogger(__name__)
@@ -78,24 +76,13 @@ def _initial_latent(vae, source, latent):
     return source, dict(latent)
 
 
-def _replace_tokens(conditioning: list, tokens: torch.Tensor) -> list:
-    """EmoEditor's emotion tokens in place of the text tokens; other entries (e.g. the
-    InstructPix2Pix concat latent) kept. A text pooled vector would not match: dropped."""
-    out = []
-    for _, extras in conditioning:
-        extras = dict(extras)
-        extras.pop("pooled_output", None)
-        out.append([tokens, extras])
-    return out
-
-
 def _conditioning_update(positive, clip, encoder_name: str, needs_encoder: bool):
     """``direction -> CONDITIONING`` when an encoder or a CLIP is wired in, else None (fixed)."""
     if encoder_name and encoder_name != NO_ENCODER:
         encoder = cached_emotion_encoder(model_path("emotion_encoder", encoder_name))
 
         def update(direction):
-            return _replace_tokens(positive, encoder.encode(direction).to(mm.intermediate_device(), torch.float32))
+            return replace_tokens(positive, encoder.encode(direction).to(mm.intermediate_device(), torch.float32))
 
         return update
     if needs_encoder:
@@ -126,7 +113,7 @@ class EmotionCriticLoop(CheckedNode):
                 io.Conditioning.Input("negative", tooltip="Negative conditioning (unused when cfg is 1)."),
                 io.Vae.Input("vae", tooltip="VAE: encodes the source once and decodes every candidate for the critic."),
                 EmotionCriticType.Input("critic", tooltip="Emotion critic that judges every candidate."),
-                io.Combo.Input("target_emotion", options=list(EMOTIONS), default="awe",
+                emotion_combo("target_emotion", default="awe",
                                tooltip="The emotion to evoke. A connected direction replaces it."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seeds the noise of every candidate and the denoise draws; same seed, same run."),
@@ -171,7 +158,7 @@ class EmotionCriticLoop(CheckedNode):
                 io.Clip.Input("clip", optional=True,
                               tooltip="CLIP of the positive conditioning: the loop re-steers positive along the "
                               "updated direction every pass (training-free Emotion Conditioning)."),
-                io.Combo.Input("emotion_encoder", options=model_files("emotion_encoder", fixed=(NO_ENCODER,)),
+                model_combo("emotion_encoder", "emotion_encoder", fixed=(NO_ENCODER,),
                                default=NO_ENCODER, optional=True,
                                tooltip="EmoEditor emotion encoder: its tokens for the updated direction replace the "
                                "positive tokens every pass (keep InstructPix2Pix's concat image). Needed by EmoEditor mode."),
@@ -202,12 +189,10 @@ class EmotionCriticLoop(CheckedNode):
                                     denoise_min, denoise_max, seed)
             spread = False
         else:
-            base = preset.loop
-            settings = LoopSettings(base.ssim_low, base.ssim_high, base.confidence, base.rule, max_iterations,
-                                    base.candidates, base.denoise_low, base.denoise_high, seed, base.chain)
+            settings = preset.settings(seed, max_iterations)
             steps, cfg = preset.sampler.steps, preset.sampler.cfg
             sampler_name, scheduler, spread = preset.sampler.sampler_name, preset.sampler.scheduler, preset.sampler.spread_steps
-        target = direction if isinstance(direction, Direction) else make_direction(target_emotion)
+        target = direction if direction is not None else make_direction(target_emotion)
         update = _conditioning_update(positive, clip, emotion_encoder, preset is not None and preset.needs_emotion_encoder)
         source, start = _initial_latent(vae, source_image, latent)
         generate, finish = _sampler(model, vae, positive, negative, start, steps, cfg, sampler_name, scheduler, spread,

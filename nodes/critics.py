@@ -9,7 +9,7 @@ from emotion_core.critics import load_critic
 
 from .common import CATEGORY
 from .input_checks import CheckedNode
-from .model_folders import model_files, model_path
+from .model_folders import model_combo, model_path
 from .types import EmotionCriticType
 
 
@@ -26,9 +26,9 @@ class EmotionCriticLoader(CheckedNode):
                 "ResNet-18 predictor are supported."
             ),
             inputs=[
-                io.Combo.Input(
+                model_combo(
                     "critic_name",
-                    options=model_files("emotion_critic"),
+                    "emotion_critic",
                     tooltip="Critic file in models/emotion_critic/ (.safetensors, or .pt/.pth loaded weights-only). "
                     "A .json sidecar or the safetensors metadata says its kind, backbone and class order.",
                 ),

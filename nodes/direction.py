@@ -6,11 +6,10 @@ import json
 
 from comfy_api.latest import io
 
-from emotion_core.direction import STRENGTH_RANGE, make_direction
+from emotion_core.direction import STRENGTH_RANGE, make_direction, source_distribution
 from emotion_core.errors import InvalidInputError
-from emotion_core.taxonomy import EMOTIONS
 
-from .common import CATEGORY, run_critic
+from .common import CATEGORY, emotion_combo, run_critic
 from .input_checks import CheckedNode
 from .types import EmotionCriticType, EmotionDirectionType
 
@@ -38,7 +37,7 @@ class EmotionDirectionNode(CheckedNode):
                 "away from the current mood and toward the target."
             ),
             inputs=[
-                io.Combo.Input("target_emotion", options=list(EMOTIONS), default="awe",
+                emotion_combo("target_emotion", default="awe",
                                tooltip="The emotion the image should evoke (Mikels' 8; positives first)."),
                 io.Float.Input("strength", default=1.0, min=STRENGTH_RANGE[0], max=STRENGTH_RANGE[1], step=0.05,
                                tooltip="How strongly to push: 0 = no change, 1 = the paper's setting, 2 = exaggerated."),
@@ -66,9 +65,7 @@ class EmotionDirectionNode(CheckedNode):
         if source_image is not None:
             if critic is None:
                 raise InvalidInputError("source_image is connected but critic is not; connect a Load Emotion Critic node")
-            distributions = run_critic(critic, source_image, "source_image")
-            source = distributions.mean(dim=0)
-            source = source / source.sum()
+            source = source_distribution(run_critic(critic, source_image, "source_image"))
         direction = make_direction(target, strength, source)
         report = direction.to_json()
         text = json.dumps(report)

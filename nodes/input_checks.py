@@ -23,7 +23,7 @@ from emotion_core.errors import InvalidInputError
 from emotion_core.visual_prompt.adapter import VisualPromptAdapter
 from emotion_core.visual_prompt.prompt import VisualPrompt
 
-from .model_folders import ModelFileOptions, model_path
+from .model_folders import model_path
 
 SHOWN_CHARS = 40
 SHOWN_OPTIONS = 12
@@ -77,21 +77,21 @@ def _conditioning(name: str, value: Any) -> None:
             raise InvalidInputError(f"{name}: every CONDITIONING entry must be [tensor, dict], got {_shown(entry)}")
 
 
-def _combo(name: str, value: Any, options) -> None:
+def _combo(name: str, value: Any, options, model_folder: str | None, any_case: bool) -> None:
     """A combo value must be one of its options: ComfyUI does not check V3 combos, and an
     unknown sampler name would otherwise fail deep inside sampling. A model file that is not
     listed is looked up in its folder, whose error names the folders searched."""
-    if isinstance(options, ModelFileOptions):
+    if model_folder is not None:
         if not isinstance(value, str):
-            raise InvalidInputError(f"{name}: expected a file name from models/{options.folder}, got {_shown(value)}")
+            raise InvalidInputError(f"{name}: expected a file name from models/{model_folder}, got {_shown(value)}")
         if value not in options:
-            model_path(options.folder, value)
+            model_path(model_folder, value)
         return
     if not options or not all(isinstance(option, str) for option in options):
         return
     if not isinstance(value, str):
         raise InvalidInputError(f"{name}: expected one of the listed names, got {_shown(value)}")
-    if value not in options:
+    if value not in options and not (any_case and value.strip().lower() in options):
         listed = ", ".join(options[:SHOWN_OPTIONS]) + (f", ... ({len(options)} in all)" if len(options) > SHOWN_OPTIONS
                                                        else "")
         raise InvalidInputError(f"{name}: {_shown(value)} is not one of the options ({listed})")
@@ -109,7 +109,7 @@ def check_value(spec, value: Any) -> None:
     elif kind == "BOOLEAN" and not isinstance(value, bool):
         raise InvalidInputError(f"{name}: expected true or false, got {_shown(value)}")
     elif kind == "COMBO":
-        _combo(name, value, spec.options)
+        _combo(name, value, spec.options, getattr(spec, "model_folder", None), getattr(spec, "any_case", False))
     elif kind == "IMAGE":
         _tensor(name, value, "an IMAGE tensor [B,H,W,C]")
     elif kind == "LATENT":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import folder_paths
+from comfy_api.latest import io
 
 from emotion_core.errors import ModelFormatError
 
@@ -25,20 +26,18 @@ def register_model_folders() -> None:
         folder_paths.folder_names_and_paths[name] = (paths, set(known) | extensions)
 
 
-class ModelFileOptions(list):
-    """A combo's options listed from a model folder (after any fixed choices such as "none").
-    A value that is not listed is looked up in ``folder``, so a missing file is reported with
-    the folders searched rather than as a bare "not in the list"."""
-
-    def __init__(self, folder: str, names: list[str]):
-        super().__init__(names)
-        self.folder = folder
+def model_files(folder: str) -> list[str]:
+    """File names for a combo, sorted; an empty folder gives an empty list."""
+    return folder_paths.get_filename_list(folder)
 
 
-def model_files(folder: str, fixed: tuple[str, ...] = ()) -> ModelFileOptions:
-    """Options for a model combo: ``fixed`` choices, then the folder's file names, sorted
-    (an empty folder gives just the fixed choices)."""
-    return ModelFileOptions(folder, [*fixed, *folder_paths.get_filename_list(folder)])
+def model_combo(input_id: str, folder: str, fixed: tuple[str, ...] = (), **options) -> io.Combo.Input:
+    """A combo of ``fixed`` choices (e.g. "none") then the files of a model folder. The input
+    remembers its folder (``model_folder``), so the input check looks a name that is not listed
+    up there and its error names the folders searched."""
+    combo = io.Combo.Input(input_id, options=[*fixed, *model_files(folder)], **options)
+    combo.model_folder = folder
+    return combo
 
 
 def model_path(folder: str, name: str) -> str:

@@ -14,7 +14,7 @@ from emotion_core.images import as_rgb_batch, to_pil
 from emotion_core.preference import PreferenceStore, safe_dataset_dir
 from emotion_core.taxonomy import EMOTIONS
 
-from .common import CATEGORY
+from .common import CATEGORY, emotion_combo
 from .input_checks import CheckedNode
 from .types import VisualPromptType
 
@@ -47,9 +47,9 @@ class EmotionPreferenceCollector(CheckedNode):
                                "every chosen image)."),
                 io.String.Input("prompt", multiline=True, default="", tooltip="The text prompt both images were "
                                 "made from (the DPO trainer conditions both branches on it)."),
-                io.Combo.Input("target_emotion", options=list(EMOTIONS), default=EMOTIONS[0],
+                emotion_combo("target_emotion", default=EMOTIONS[0],
                                tooltip="The emotion the chosen image should evoke."),
-                io.Combo.Input("negative_emotion", options=[NO_EMOTION, *EMOTIONS], default=NO_EMOTION,
+                emotion_combo("negative_emotion", fixed=(NO_EMOTION,), default=NO_EMOTION,
                                tooltip="The emotion of the negative visual prompt (what the rejected image drifted "
                                "towards), or none."),
                 io.String.Input("dataset", default="default",

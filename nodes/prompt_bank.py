@@ -14,9 +14,9 @@ from emotion_core.bank.retrieval import (
 from emotion_core.errors import ModelFormatError
 from emotion_core.taxonomy import EMOTIONS
 
-from .common import CATEGORY, cached_load
+from .common import CATEGORY, cached_load, emotion_combo
 from .input_checks import CheckedNode
-from .model_folders import model_files, model_path
+from .model_folders import model_combo, model_files, model_path
 from .types import VisualPromptAdapterType, VisualPromptType
 
 NO_NEGATIVE = "none"
@@ -53,12 +53,12 @@ class EmotionVisualPromptBank(CheckedNode):
                 "models/emotion_critic/."
             ),
             inputs=[
-                io.Combo.Input("bank_name", options=model_files("emotion_banks"),
+                model_combo("bank_name", "emotion_banks",
                                tooltip="Prompt bank in models/emotion_banks/, built with `emotion-director bank "
                                "build`. Its open_clip file must be in models/emotion_critic/ under the same name."),
                 VisualPromptAdapterType.Input("adapter", tooltip="A base (not plus) adapter whose CLIP vision model "
                                               "matches the bank's image features (e.g. ViT-H/14 for ip-adapter_sd15)."),
-                io.Combo.Input("emotion", options=list(EMOTIONS), default=EMOTIONS[0],
+                emotion_combo("emotion", default=EMOTIONS[0],
                                tooltip="Whose images the visual prompt is retrieved from."),
                 io.String.Input("text", multiline=True, default="",
                                 tooltip="What the image shows; clusters with the closest captions are retrieved. "
@@ -68,7 +68,7 @@ class EmotionVisualPromptBank(CheckedNode):
                 io.Combo.Input("combine", options=list(BANK_COMBINE_MODES), default="weighted",
                                tooltip="'weighted': one visual prompt from the similarity-weighted mean of the "
                                "retrieved clusters; 'concat': attention draws on each cluster's tokens."),
-                io.Combo.Input("negative_emotion", options=[NO_NEGATIVE, *EMOTIONS], default=NO_NEGATIVE,
+                emotion_combo("negative_emotion", fixed=(NO_NEGATIVE,), default=NO_NEGATIVE,
                                tooltip="Optional emotion the negative branch attends to, pushing the result away "
                                "from it (MC-Diffusion's negative visual prompt). 'none': the adapter's neutral tokens."),
             ],

@@ -23,7 +23,7 @@ from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 
 from .common import CATEGORY, cached_load
 from .input_checks import CheckedNode
-from .model_folders import model_files, model_path
+from .model_folders import model_combo, model_path
 from .types import VisualPromptAdapterType, VisualPromptType
 
 # recently used adapters (SDXL ones are ~700 MB)
@@ -43,7 +43,7 @@ class VisualPromptAdapterLoader(CheckedNode):
                 "Injector adds to the model's cross-attention."
             ),
             inputs=[
-                io.Combo.Input("adapter_name", options=model_files("ipadapter"),
+                model_combo("adapter_name", "ipadapter",
                                tooltip="Adapter file in models/ipadapter/ (.safetensors, or .bin read weights-only). "
                                "The family (SD1.5/SDXL) and variant (base/plus) are read from the weights."),
             ],

@@ -225,6 +225,10 @@ def test_emoeditor_preset_and_step_modes():
     assert pass_steps(30, 0.75, spread=True) == (30, 0)
     assert pass_steps(30, 0.75, spread=False) == (30, 8)  # runs round(22.5) = 22 steps
     assert pass_steps(4, 0.01, spread=False) == (4, 3), "at least one step"
+    capped = EMOEDITOR_PRESET.settings(seed=5, max_iterations=4)
+    assert capped == emoeditor_settings(seed=5, max_iterations=4)
+    assert (capped.seed, capped.max_iterations, capped.chain) == (5, 4, True)
+    assert EMOEDITOR_PRESET.settings(seed=5).max_iterations == 30
 
 
 def test_pick_best_needs_candidates():

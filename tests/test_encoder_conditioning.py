@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from emotion_core.conditioning import EMOTION_DESCRIPTORS, Encoded, emotion_delta, steer_conditioning
+from emotion_core.conditioning import EMOTION_DESCRIPTORS, Encoded, emotion_delta, replace_tokens, steer_conditioning
 from emotion_core.direction import make_direction
 from emotion_core.emotion_encoder import EmotionEncoder, load_emotion_encoder
 from emotion_core.errors import ModelFormatError
@@ -98,3 +98,15 @@ def test_steering_tiles_long_prompts_and_does_not_mutate():
 
 def test_every_emotion_has_a_descriptor():
     assert set(EMOTION_DESCRIPTORS) == set(EMOTIONS)
+
+
+def test_replace_tokens_keeps_every_entry_but_its_pooled_vector():
+    tokens = torch.ones(1, 77, 768)
+    area = {"area": (8, 8, 0, 0), "pooled_output": torch.zeros(1, 768)}
+    concat = {"concat_latent_image": torch.zeros(1, 4, 8, 8)}
+    conditioning = [[torch.zeros(1, 77, 768), area], [torch.zeros(1, 77, 768), concat]]
+    out = replace_tokens(conditioning, tokens)
+    assert [entry[0] is tokens for entry in out] == [True, True]
+    assert out[0][1] == {"area": (8, 8, 0, 0)} and out[1][1] is not concat and list(out[1][1]) == ["concat_latent_image"]
+    assert "pooled_output" in area, "the input is not mutated"
+    assert replace_tokens(None, tokens) == [[tokens, {}]]

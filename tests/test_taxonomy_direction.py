@@ -4,7 +4,13 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from emotion_core.direction import EmotionDirection, make_direction, parse_blend, validate_distribution
+from emotion_core.direction import (
+    EmotionDirection,
+    make_direction,
+    parse_blend,
+    source_distribution,
+    validate_distribution,
+)
 from emotion_core.errors import InvalidInputError
 from emotion_core.taxonomy import (
     EMOEDITOR_ORDER,
@@ -114,3 +120,15 @@ def test_parse_emotion_never_crashes(text):
         assert parse_emotion(text) in EMOTIONS
     except InvalidInputError:
         pass
+
+
+def test_source_distribution_is_one_image_or_the_batch_mean():
+    one = torch.softmax(torch.arange(8.0), dim=0)
+    other = torch.full((8,), 0.125)
+    assert source_distribution(one[None]) == pytest.approx(one.tolist())
+    assert source_distribution(one) == pytest.approx(one.tolist())
+    assert source_distribution(torch.stack([one, other])) == pytest.approx(((one + other) / 2).tolist())
+    with pytest.raises(InvalidInputError, match=r"expected \[B, 8\]"):
+        source_distribution(torch.zeros(0, 8))
+    with pytest.raises(InvalidInputError, match="finite"):
+        source_distribution(torch.full((1, 8), float("nan")))

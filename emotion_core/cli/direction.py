@@ -19,7 +19,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..direction import make_direction
+    from ..direction import make_direction, source_distribution
 
     source = None
     if args.source is not None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> dict:
         from ..critics import load_critic
         from ..images import load_image
 
-        source = load_critic(args.critic).predict(load_image(args.source))[0]
+        source = source_distribution(load_critic(args.critic).predict(load_image(args.source)))
     elif args.critic is not None:
         raise InvalidInputError("--critic is only used with --source IMAGE")
     return make_direction(args.target, args.strength, source).to_json()

@@ -4,7 +4,7 @@ from the image being edited, where test.py keeps the first edit's estimate)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .settings import LoopSettings
 
@@ -27,6 +27,11 @@ class Preset:
     sampler: SamplerSettings
     needs_emotion_encoder: bool
 
+    def settings(self, seed: int, max_iterations: int | None = None) -> LoopSettings:
+        """The preset's loop settings with the run's seed and, optionally, a lower hard cap."""
+        cap = self.loop.max_iterations if max_iterations is None else max_iterations
+        return replace(self.loop, seed=seed, max_iterations=cap)
+
 
 # test.py: SSIM window (0.5, 0.8) OR top-1 == target; stop at target probability 0.6; at most
 # 30 images; noise level drawn from 700..980 of 1000 train steps; 30 DDIM steps over it; the
@@ -43,6 +48,4 @@ PRESETS: dict[str, Preset | None] = {CUSTOM: None, EMOEDITOR: EMOEDITOR_PRESET}
 
 def emoeditor_settings(seed: int, max_iterations: int = 30) -> LoopSettings:
     """The EmoEditor loop settings with a seed and (optionally lower) hard cap."""
-    base = EMOEDITOR_PRESET.loop
-    return LoopSettings(base.ssim_low, base.ssim_high, base.confidence, base.rule, max_iterations,
-                        base.candidates, base.denoise_low, base.denoise_high, seed, base.chain)
+    return EMOEDITOR_PRESET.settings(seed, max_iterations)

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 from ...errors import InvalidInputError
 from .builtin import BuiltinBackend
+from .errors import BackendUnavailable
 
 BACKENDS = ("builtin", "openai-compatible", "llama-cpp")
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend cannot serve at all (e.g. its server did not start); every agent falls back."""
+__all__ = ["BACKENDS", "BackendSettings", "BackendUnavailable", "make_backend"]
 
 
 @dataclass(frozen=True)

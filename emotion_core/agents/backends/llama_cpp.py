@@ -25,7 +25,7 @@ from pathlib import Path
 from ...errors import InvalidInputError
 from ..personas import Persona
 from ..proposals import AgentRequest, AgentResult
-from . import BackendUnavailable
+from .errors import BackendUnavailable
 from .llm_protocol import ANSWER_SCHEMA
 from .openai_compatible import DEFAULT_RETRIES, OpenAICompatibleBackend
 

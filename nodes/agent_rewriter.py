@@ -31,7 +31,7 @@ class AgentPromptRewriter(CheckedNode):
                 io.String.Input("prompt", multiline=True, default="a lighthouse on a cliff",
                                 tooltip="The plain prompt. Its subject and scene are kept word for word."),
                 emotion_combo("emotion", default="awe",
-                               tooltip="Target emotion. Ignored when an emotion direction is connected."),
+                              tooltip="Target emotion. Ignored when an emotion direction is connected."),
                 io.Int.Input("agents", default=5, min=1, max=MAX_AGENTS,
                              tooltip="How many persona agents propose concepts (painter, photographer, child, "
                              "psychologist, film director, poet, set designer, photojournalist)."),

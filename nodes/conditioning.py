@@ -55,9 +55,9 @@ class EmotionConditioning(CheckedNode):
                               tooltip="The same CLIP that made the conditioning; encodes the emotion descriptors. "
                               "Required without an encoder."),
                 model_combo("emotion_encoder", "emotion_encoder", fixed=(NO_ENCODER,),
-                               default=NO_ENCODER,
-                               tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "
-                               "training-free CLIP path."),
+                            default=NO_ENCODER,
+                            tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "
+                            "training-free CLIP path."),
             ],
             outputs=[io.Conditioning.Output("steered_conditioning", display_name="conditioning",
                                             tooltip="The emotion-steered conditioning.")],

@@ -114,7 +114,7 @@ class EmotionCriticLoop(CheckedNode):
                 io.Vae.Input("vae", tooltip="VAE: encodes the source once and decodes every candidate for the critic."),
                 EmotionCriticType.Input("critic", tooltip="Emotion critic that judges every candidate."),
                 emotion_combo("target_emotion", default="awe",
-                               tooltip="The emotion to evoke. A connected direction replaces it."),
+                              tooltip="The emotion to evoke. A connected direction replaces it."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seeds the noise of every candidate and the denoise draws; same seed, same run."),
                 io.Int.Input("steps", default=20, min=1, max=10000,
@@ -159,9 +159,9 @@ class EmotionCriticLoop(CheckedNode):
                               tooltip="CLIP of the positive conditioning: the loop re-steers positive along the "
                               "updated direction every pass (training-free Emotion Conditioning)."),
                 model_combo("emotion_encoder", "emotion_encoder", fixed=(NO_ENCODER,),
-                               default=NO_ENCODER, optional=True,
-                               tooltip="EmoEditor emotion encoder: its tokens for the updated direction replace the "
-                               "positive tokens every pass (keep InstructPix2Pix's concat image). Needed by EmoEditor mode."),
+                            default=NO_ENCODER, optional=True,
+                            tooltip="EmoEditor emotion encoder: its tokens for the updated direction replace the "
+                            "positive tokens every pass (keep InstructPix2Pix's concat image). Needed by EmoEditor mode."),
             ],
             outputs=[
                 io.Image.Output("best_image", display_name="best image", tooltip="The chosen candidate."),

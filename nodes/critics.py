@@ -26,12 +26,10 @@ class EmotionCriticLoader(CheckedNode):
                 "ResNet-18 predictor are supported."
             ),
             inputs=[
-                model_combo(
-                    "critic_name",
-                    "emotion_critic",
-                    tooltip="Critic file in models/emotion_critic/ (.safetensors, or .pt/.pth loaded weights-only). "
-                    "A .json sidecar or the safetensors metadata says its kind, backbone and class order.",
-                ),
+                model_combo("critic_name", "emotion_critic",
+                            tooltip="Critic file in models/emotion_critic/ (.safetensors, or .pt/.pth loaded "
+                            "weights-only). A .json sidecar or the safetensors metadata says its kind, backbone and "
+                            "class order."),
             ],
             outputs=[EmotionCriticType.Output("critic", display_name="critic", tooltip="The loaded emotion critic.")],
         )

@@ -38,7 +38,7 @@ class EmotionDirectionNode(CheckedNode):
             ),
             inputs=[
                 emotion_combo("target_emotion", default="awe",
-                               tooltip="The emotion the image should evoke (Mikels' 8; positives first)."),
+                              tooltip="The emotion the image should evoke (Mikels' 8; positives first)."),
                 io.Float.Input("strength", default=1.0, min=STRENGTH_RANGE[0], max=STRENGTH_RANGE[1], step=0.05,
                                tooltip="How strongly to push: 0 = no change, 1 = the paper's setting, 2 = exaggerated."),
                 io.String.Input("blend", default="", optional=True,

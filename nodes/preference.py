@@ -48,10 +48,10 @@ class EmotionPreferenceCollector(CheckedNode):
                 io.String.Input("prompt", multiline=True, default="", tooltip="The text prompt both images were "
                                 "made from (the DPO trainer conditions both branches on it)."),
                 emotion_combo("target_emotion", default=EMOTIONS[0],
-                               tooltip="The emotion the chosen image should evoke."),
+                              tooltip="The emotion the chosen image should evoke."),
                 emotion_combo("negative_emotion", fixed=(NO_EMOTION,), default=NO_EMOTION,
-                               tooltip="The emotion of the negative visual prompt (what the rejected image drifted "
-                               "towards), or none."),
+                              tooltip="The emotion of the negative visual prompt (what the rejected image drifted "
+                              "towards), or none."),
                 io.String.Input("dataset", default="default",
                                 tooltip="Dataset folder name under output/emotion_preferences/ (letters, digits, "
                                 "'_', '-', '.', sub-folders with '/'; it cannot leave that folder)."),

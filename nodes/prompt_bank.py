@@ -54,12 +54,12 @@ class EmotionVisualPromptBank(CheckedNode):
             ),
             inputs=[
                 model_combo("bank_name", "emotion_banks",
-                               tooltip="Prompt bank in models/emotion_banks/, built with `emotion-director bank "
-                               "build`. Its open_clip file must be in models/emotion_critic/ under the same name."),
+                            tooltip="Prompt bank in models/emotion_banks/, built with `emotion-director bank "
+                            "build`. Its open_clip file must be in models/emotion_critic/ under the same name."),
                 VisualPromptAdapterType.Input("adapter", tooltip="A base (not plus) adapter whose CLIP vision model "
                                               "matches the bank's image features (e.g. ViT-H/14 for ip-adapter_sd15)."),
                 emotion_combo("emotion", default=EMOTIONS[0],
-                               tooltip="Whose images the visual prompt is retrieved from."),
+                              tooltip="Whose images the visual prompt is retrieved from."),
                 io.String.Input("text", multiline=True, default="",
                                 tooltip="What the image shows; clusters with the closest captions are retrieved. "
                                 "Empty: the emotion's largest clusters."),
@@ -69,8 +69,8 @@ class EmotionVisualPromptBank(CheckedNode):
                                tooltip="'weighted': one visual prompt from the similarity-weighted mean of the "
                                "retrieved clusters; 'concat': attention draws on each cluster's tokens."),
                 emotion_combo("negative_emotion", fixed=(NO_NEGATIVE,), default=NO_NEGATIVE,
-                               tooltip="Optional emotion the negative branch attends to, pushing the result away "
-                               "from it (MC-Diffusion's negative visual prompt). 'none': the adapter's neutral tokens."),
+                              tooltip="Optional emotion the negative branch attends to, pushing the result away "
+                              "from it (MC-Diffusion's negative visual prompt). 'none': the adapter's neutral tokens."),
             ],
             outputs=[VisualPromptType.Output("visual_prompt", display_name="visual_prompt",
                                              tooltip="Image tokens for the Visual Prompt Injector's visual_prompt input "

@@ -44,8 +44,8 @@ class VisualPromptAdapterLoader(CheckedNode):
             ),
             inputs=[
                 model_combo("adapter_name", "ipadapter",
-                               tooltip="Adapter file in models/ipadapter/ (.safetensors, or .bin read weights-only). "
-                               "The family (SD1.5/SDXL) and variant (base/plus) are read from the weights."),
+                            tooltip="Adapter file in models/ipadapter/ (.safetensors, or .bin read weights-only). "
+                            "The family (SD1.5/SDXL) and variant (base/plus) are read from the weights."),
             ],
             outputs=[VisualPromptAdapterType.Output("adapter", display_name="adapter",
                                                     tooltip="The loaded adapter (kept on the CPU).")],

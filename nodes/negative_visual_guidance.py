@@ -20,6 +20,7 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
+import node_helpers
 import torch
 from comfy_api.latest import io
 
@@ -51,8 +52,6 @@ class NegativeVisualGuider(comfy.samplers.CFGGuider):
     pre/post-cfg hooks run as in ``cfg_function``."""
 
     def set_conds(self, positive, negative):
-        import node_helpers  # on use: the module also loads with ComfyUI stand-ins that lack it
-
         # the negative visual branch has the positive text (and its prompt_type)
         negative_visual = node_helpers.conditioning_set_values(positive, {"prompt_type": "positive"})
         self.inner_set_conds({"positive": positive, "negative": negative, "negative_visual": negative_visual})

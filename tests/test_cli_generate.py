@@ -136,7 +136,7 @@ def test_visual_prompt_argument_parsing():
     (["--steps", "0"], "positive integer"),
     (["--batch", "-1"], "positive integer"),
     (["--cfg", "nan"], "finite"),
-    (["--cfg", "-1"], "--cfg must be >= 0"),
+    (["--cfg", "-1"], "--cfg: expected a finite number >= 0"),
     (["--seed", "x"], "integer seed"),
     (["--denoise", "0.5"], "--denoise needs --init-image"),
     (["--init-image", "missing.png"], "--init-image not found"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,67 +15,36 @@ from pathlib import Path
 from ..errors import InvalidInputError
 
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")  # as emotion_core.weights, without importing torch
-SEED_LIMIT = 2 ** 63  # torch.Generator.manual_seed takes a signed 64-bit seed
+SEED_LIMIT = 2 ** 63
 
 
-def positive_int(text: str) -> int:
-    message = f"expected a positive integer, got {text!r}"
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(message) from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(message)
-    return value
+def checked_number(convert: Callable[[str], float], expected: str,
+                   accept: Callable[[float], bool] = lambda value: True) -> Callable[[str], float]:
+    """An argparse type: ``convert`` (int or float) the text, refuse NaN/inf and values ``accept``
+    rejects, with one message saying what was ``expected``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"seed must be between 0 and 2^63-1, got {value}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number meant for 0..1; the range is checked by the settings it goes into (e.g.
-    ``LoopSettings``), which name the setting."""
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from exc
+positive_int = checked_number(int, "a positive integer", lambda value: value >= 1)
+non_negative_int = checked_number(int, "an integer >= 0", lambda value: value >= 0)
+# torch.Generator.manual_seed takes a signed 64-bit seed
+seed_int = checked_number(int, "an integer seed between 0 and 2^63-1", lambda value: 0 <= value < SEED_LIMIT)
+finite_float = checked_number(float, "a finite number")
+non_negative_float = checked_number(float, "a finite number >= 0", lambda value: value >= 0)
+positive_float = checked_number(float, "a positive number", lambda value: value > 0)
+# a number meant for 0..1: the range is checked by the settings it goes into (e.g. LoopSettings),
+# whose errors name the setting
+fraction = checked_number(float, "a number between 0 and 1")
 
 
 @dataclass(frozen=True)

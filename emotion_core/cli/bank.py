@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from . import add_json_flag
-from .arguments import positive_int, safetensors_out
+from .arguments import positive_int, safetensors_out, seed_int
 
 
 def register(commands) -> None:
@@ -31,7 +31,7 @@ def register(commands) -> None:
                        help="visual features: the CLIP file's image tower (default; what IP-Adapter base reads when "
                        "it is the adapter's CLIP) or a DINOv2 model (--dino)")
     build.add_argument("--dino", metavar="DIR", help="local transformers Dinov2Model folder (with --image-encoder dino)")
-    build.add_argument("--seed", type=int, default=0, help="K-means seed (default 0)")
+    build.add_argument("--seed", type=seed_int, default=0, help="K-means seed (default 0)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_json_flag(build)
     build.set_defaults(handler=run_build)

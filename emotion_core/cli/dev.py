@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from . import add_json_flag
+from .arguments import seed_int
 
 
 def register(commands) -> None:
@@ -22,7 +23,7 @@ def register(commands) -> None:
     make.add_argument("--with-diffusers", action="store_true",
                       help="also write a tiny diffusers SD pipeline with image encoder and adapters (~26 MB) to "
                       "diffusers/test_sd15_tiny, for `generate`")
-    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--seed", type=seed_int, default=0)
     add_json_flag(make)
     make.set_defaults(handler=make_test_models)
 

@@ -6,12 +6,13 @@ import argparse
 
 from ..errors import InvalidInputError
 from . import add_json_flag
+from .arguments import finite_float
 
 
 def register(commands) -> None:
     parser = commands.add_parser("direction", help="emotion direction: target minus the source image's emotions")
     parser.add_argument("--target", required=True, help="an emotion, or a blend like 'awe:0.7,contentment:0.3'")
-    parser.add_argument("--strength", type=float, default=1.0, help="0..2 (default 1)")
+    parser.add_argument("--strength", type=finite_float, default=1.0, help="0..2 (default 1)")
     parser.add_argument("--source", help="source image; its emotions are subtracted from the target")
     parser.add_argument("--critic", help="critic file that reads the source image (required with --source)")
     add_json_flag(parser)

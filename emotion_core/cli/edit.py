@@ -14,6 +14,7 @@ from . import add_json_flag
 from .arguments import (
     existing_refused,
     finite_float,
+    non_negative_float,
     positive_int,
     refuse_existing,
     seed_int,
@@ -36,7 +37,7 @@ def register(commands) -> None:
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of the run (default 0)")
     parser.add_argument("--steps", type=positive_int, default=30,
                         help="full-schedule steps; a pass at denoise d runs int(steps*d) (default 30)")
-    parser.add_argument("--cfg", type=finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--cfg", type=non_negative_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
     parser.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="ddim", help="scheduler (default ddim)")
     add_loop_arguments(parser, critic_required=True)
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")

@@ -30,6 +30,7 @@ from .arguments import (
     VisualPromptArg,
     existing_refused,
     finite_float,
+    non_negative_float,
     positive_int,
     refuse_existing,
     seed_int,
@@ -80,7 +81,7 @@ def register(commands) -> None:
                         "per cross-attention layer (default uniform)")
     parser.add_argument("--seed", type=seed_int, default=0, help="seed of the first image (default 0)")
     parser.add_argument("--steps", type=positive_int, default=30, help="sampling steps (default 30)")
-    parser.add_argument("--cfg", type=finite_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument("--cfg", type=non_negative_float, default=7.5, help="classifier-free guidance scale (default 7.5)")
     parser.add_argument("--width", type=int, help=f"image width, a multiple of {SIZE_MULTIPLE} "
                         "(default: the init image's, else the model's native size)")
     parser.add_argument("--height", type=int, help=f"image height, a multiple of {SIZE_MULTIPLE}")
@@ -118,8 +119,6 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise InvalidInputError("--prompt is empty")
     check_side("--width", args.width)
     check_side("--height", args.height)
-    if args.cfg < 0:
-        raise InvalidInputError(f"--cfg must be >= 0, got {args.cfg}")
     if not Path(args.model).exists():
         raise InvalidInputError(f"--model not found: {args.model}")
     if args.critic_loop:

@@ -13,6 +13,7 @@ from typing import Iterator
 from ..errors import InvalidInputError
 from ..taxonomy import EMOTIONS, parse_emotion
 from . import add_json_flag
+from .arguments import finite_float, positive_float, positive_int, seed_int
 
 
 def register(subparsers) -> None:
@@ -23,14 +24,14 @@ def register(subparsers) -> None:
     parser.add_argument("prompt", nargs="?", help="the prompt to rewrite (or use --prompts-file)")
     parser.add_argument("--emotion", required=True, help=f"target emotion ({', '.join(EMOTIONS)}) or 'all'")
     parser.add_argument("--prompts-file", type=Path, help="one prompt a line ('-' reads stdin)")
-    parser.add_argument("--agents", type=int, default=5, help=f"number of persona agents, 1..{MAX_AGENTS} (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same rewrite with builtin")
-    parser.add_argument("--creativity", type=float, default=0.5, help="0 = most-voted concepts, 1 = most varied (default 0.5)")
-    parser.add_argument("--token-budget", type=int, default=77, help="CLIP tokens incl. start/end (default 77)")
+    parser.add_argument("--agents", type=positive_int, default=5, help=f"number of persona agents, 1..{MAX_AGENTS} (default 5)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed (default 0); same seed, same rewrite with builtin")
+    parser.add_argument("--creativity", type=finite_float, default=0.5, help="0 = most-voted concepts, 1 = most varied (default 0.5)")
+    parser.add_argument("--token-budget", type=positive_int, default=77, help="CLIP tokens incl. start/end (default 77)")
     parser.add_argument("--backend", choices=BACKENDS, default="builtin", help="agent backend (default builtin)")
     parser.add_argument("--base-url", default="", help="openai-compatible: base URL, e.g. http://127.0.0.1:11434/v1")
     parser.add_argument("--model", default="", help="openai-compatible: model name; llama-cpp: path of a .gguf file")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds the LLM agents may take (default 30)")
+    parser.add_argument("--timeout", type=positive_float, default=30.0, help="seconds the LLM agents may take (default 30)")
     parser.add_argument("--transcript", action="store_true", help="include every agent's proposals and the votes")
     add_json_flag(parser)
     parser.set_defaults(handler=handle)

@@ -31,6 +31,12 @@ Stable interface (other features call these; keep the names):
   ``visual_prompt_patches(pipe.unet, adapter, prompts, schedule, sigma_range,
   condition_roles)`` -> ``patches`` for ``sample``.
 
+What the CLI builds on these, one module each: ``branches`` (the prompt, negative and
+negative-visual branches with their guidance), ``prompts.steer_prompt`` (the Emotion
+Conditioning formula on the pipeline's text embeddings), ``sizes`` (run sizes and init
+images), ``visual_files`` (visual prompts from image files) and ``critic_loop`` (the Emotion
+Critic Loop with one batched ``sample`` per pass).
+
 Heavy imports (diffusers, transformers) happen inside functions, so importing
 this package stays cheap.
 """

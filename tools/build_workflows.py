@@ -255,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
     check = parser.parse_args(argv).check
     sys.path.insert(0, str(ROOT / "tests"))
-    import conftest  # noqa: F401 - puts COMFYUI_PATH and the repository on sys.path
-
+    import conftest  # puts COMFYUI_PATH and the repository on sys.path
     from workflow_graph import build_ui, spec_from_schema, spec_from_v1
 
     if not conftest.COMFYUI_PATH:

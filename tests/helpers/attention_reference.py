@@ -6,7 +6,13 @@ import math
 
 import torch
 
-from emotion_core.visual_prompt import NEGATIVE, POSITIVE, ProjectedPrompt, VisualPrompt, VisualPromptInjection
+from emotion_core.visual_prompt import (
+    NEGATIVE,
+    POSITIVE,
+    ProjectedPrompt,
+    VisualPrompt,
+    VisualPromptInjection,
+)
 
 HEADS = 4
 DIMS = (32, 64, 32)

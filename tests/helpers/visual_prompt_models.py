@@ -7,10 +7,19 @@ the stand-in ``ModelPatcher``. Also the injector call and the adapters the tests
 import os
 
 import torch
-from comfy_standins.tiny_models import FakeClipVision, StandInBaseModel, init_weights, standin_unet
+from comfy_standins.tiny_models import (
+    FakeClipVision,
+    StandInBaseModel,
+    init_weights,
+    standin_unet,
+)
 from torch import nn
 
-from emotion_core.testing.adapter_assets import adapter_shapes, random_state_dict, write_test_adapters
+from emotion_core.testing.adapter_assets import (
+    adapter_shapes,
+    random_state_dict,
+    write_test_adapters,
+)
 
 COMFYUI = bool(os.environ.get("COMFYUI_PATH"))
 

@@ -72,6 +72,23 @@ def tiny_sd_pipeline(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def critic_loop_files(tmp_path_factory, tiny_sd_pipeline) -> dict:
+    """What the critic-loop commands (edit, generate --critic-loop) run on: the tiny pipeline's
+    files plus a CLIP zero-shot critic and a 32x32 noise image (``"image"``), written once."""
+    import numpy as np
+    from PIL import Image
+
+    from emotion_core.testing.assets import TEST_FILES
+    from emotion_core.testing.critic_assets import write_test_critics
+
+    root = tmp_path_factory.mktemp("critic_loop_files")
+    critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
+    image = root / "src.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(image)
+    return {**tiny_sd_pipeline, "critic": critic, "image": image}
+
+
+@pytest.fixture(scope="session")
 def pack():
     return load_pack()
 

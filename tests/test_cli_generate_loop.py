@@ -10,8 +10,6 @@ from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.report import PNG_METADATA_KEY
-from emotion_core.testing.assets import TEST_FILES
-from emotion_core.testing.critic_assets import write_test_critics
 
 # the tiny random critic's top-1 for the tiny pipeline's images: passes get accepted and refined
 ACCEPTED_EMOTION = "disgust"
@@ -21,13 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, tiny_sd_pipeline):
-    root = tmp_path_factory.mktemp("generate_loop")
-    assets = tiny_sd_pipeline
-    critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
-    init = root / "init.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(init)
-    return {**assets, "critic": critic, "init": init}
+def files(critic_loop_files):
+    return {**critic_loop_files, "init": critic_loop_files["image"]}
 
 
 def run(capsys, *argv):

@@ -13,8 +13,6 @@ from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.critic_loop import Candidates, LoopSettings, run_critic_loop
-from emotion_core.testing.assets import TEST_FILES
-from emotion_core.testing.critic_assets import write_test_critics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -33,6 +31,18 @@ def _after(calls: int, exception=KeyboardInterrupt):
             raise exception()
 
     return tick
+
+
+def _save_file_cut_half_way(save_file):
+    """``save_file`` that writes the whole file, cuts it in half, then is interrupted."""
+
+    def save_half_then_interrupt(tensors, path, *args, **kwargs):
+        save_file(tensors, path, *args, **kwargs)
+        with open(path, "r+b") as handle:
+            handle.truncate(handle.seek(0, 2) // 2)
+        raise KeyboardInterrupt
+
+    return save_half_then_interrupt
 
 
 def _files_in(folder) -> list[str]:
@@ -71,13 +81,8 @@ def test_core_loop_interrupted_mid_pass_leaves_nothing_and_reruns_identically():
 # --- critic loop, CLI -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sd(tmp_path_factory, tiny_sd_pipeline):
-    root = tmp_path_factory.mktemp("faults_sd")
-    assets = tiny_sd_pipeline
-    critic = write_test_critics(root / "models", TEST_FILES)["critic_clip_b32"]
-    image = root / "src.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(image)
-    return {**assets, "critic": critic, "image": image}
+def sd(critic_loop_files):
+    return critic_loop_files
 
 
 def _edit(sd, out):
@@ -217,16 +222,8 @@ def test_dpo_interrupted_while_saving_a_checkpoint_keeps_the_previous_one(sd, pa
 def test_dpo_interrupted_while_writing_the_adapter_leaves_no_partial_file(sd, pairs, tmp_path, monkeypatch, capsys):
     import emotion_core.weights as weights
 
-    real_save_file = weights.save_file
-
-    def save_half_then_interrupt(tensors, path, *args, **kwargs):
-        real_save_file(tensors, path, *args, **kwargs)
-        with open(path, "r+b") as handle:
-            handle.truncate(handle.seek(0, 2) // 2)
-        raise KeyboardInterrupt
-
     out = tmp_path / "dpo.safetensors"
-    monkeypatch.setattr(weights, "save_file", save_half_then_interrupt)
+    monkeypatch.setattr(weights, "save_file", _save_file_cut_half_way(weights.save_file))
     assert main(_train(sd, pairs, out)) == 1
     capsys.readouterr()
     assert not out.exists() and _temp_files(tmp_path) == []
@@ -272,15 +269,7 @@ def test_bank_build_interrupted_keeps_the_previous_bank(where, sd, emoset, tmp_p
 
         monkeypatch.setattr(build, "load_image", load_image)
     else:
-        real_save_file = weights.save_file
-
-        def save_half_then_interrupt(tensors, path, *args, **kwargs):
-            real_save_file(tensors, path, *args, **kwargs)
-            with open(path, "r+b") as handle:
-                handle.truncate(handle.seek(0, 2) // 2)
-            raise KeyboardInterrupt
-
-        monkeypatch.setattr(weights, "save_file", save_half_then_interrupt)
+        monkeypatch.setattr(weights, "save_file", _save_file_cut_half_way(weights.save_file))
     assert main(_bank(sd, emoset, out, 2)) == 1
     assert "interrupted" in capsys.readouterr().err
     assert out.read_bytes() == previous

@@ -86,7 +86,7 @@ def test_img2img_loop_is_judged_against_the_init_image(capsys, files, tmp_path):
     result = json.loads(stdout)
     assert result["image"] == str(out / f"{ACCEPTED_EMOTION}_0.png"), "a folder --out: EMOTION_SEED.png of the run"
     _, meta = _png(result["image"])
-    assert meta["init_image"] == "init.png" and "denoise" not in meta and result["report"] is None
+    assert meta["init_image"] == files["init"].name and "denoise" not in meta and result["report"] is None
     assert meta["critic_loop"]["iterations"] <= 2 and meta["critic_loop"]["ssim"] is not None
     assert 0.55 <= meta["critic_loop"]["best_denoise"] <= 0.85, "every pass SDEdits (the init image first)"
 
@@ -100,7 +100,7 @@ def test_loop_keeps_negative_visual_guidance(capsys, files, tmp_path):
                                            "--candidates", "1"))
     assert code == 0, err
     meta = json.loads(stdout)
-    assert meta["negative_visual_prompts"] == ["init.png"] and meta["critic_loop"]["iterations"] == 1
+    assert meta["negative_visual_prompts"] == [files["init"].name] and meta["critic_loop"]["iterations"] == 1
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -72,6 +72,16 @@ def tiny_sd_pipeline(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def emoeditor_release_files(tmp_path_factory) -> dict:
+    """EmoEditor's three released files in upstream's layouts (``emoeditor_assets``), written
+    once per session under a models/ tree (role -> path); tests only read them."""
+    from emotion_core.testing.assets import TEST_FILES
+    from emotion_core.testing.emoeditor_assets import write_emoeditor_release
+
+    return write_emoeditor_release(tmp_path_factory.mktemp("emoeditor_release") / "models", TEST_FILES)
+
+
+@pytest.fixture(scope="session")
 def critic_loop_files(tmp_path_factory, tiny_sd_pipeline) -> dict:
     """What the critic-loop commands (edit, generate --critic-loop) run on: the tiny pipeline's
     files plus a CLIP zero-shot critic and a 32x32 noise image (``"image"``), written once."""

@@ -23,6 +23,9 @@ def register(commands) -> None:
     make.add_argument("--with-diffusers", action="store_true",
                       help="also write a tiny diffusers SD pipeline with image encoder and adapters (~26 MB) to "
                       "diffusers/test_sd15_tiny, for `generate`")
+    make.add_argument("--with-emoeditor-release", action="store_true",
+                      help="also write EmoEditor's three released files in upstream's layouts (torch.save'd, "
+                      "model_ip2p.pt fp16) to emoeditor/, as a user downloads them before `convert` (~0.5 GB)")
     make.add_argument("--seed", type=seed_int, default=0)
     add_json_flag(make)
     make.set_defaults(handler=make_test_models)
@@ -34,5 +37,6 @@ def make_test_models(args: argparse.Namespace) -> dict:
 
     if args.dir.exists() and not args.dir.is_dir():
         raise InvalidInputError(f"DIR must be a folder (a ComfyUI models/ tree), got the file {args.dir}")
-    written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed, with_diffusers=args.with_diffusers)
+    written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed, with_diffusers=args.with_diffusers,
+                    with_emoeditor_release=args.with_emoeditor_release)
     return {"models_dir": str(args.dir), "files": {role: str(path) for role, path in written.items()}}

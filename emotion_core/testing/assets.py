@@ -22,15 +22,21 @@ TEST_FILES: dict[str, str] = {
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
     "unet_ip2p": "diffusion_models/test_sd15_ip2p_unet.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
+    # EmoEditor's three released files as a user downloads them (upstream's names and layouts),
+    # before `convert`; written only with ``with_emoeditor_release``.
+    "emoeditor_release_ip2p": "emoeditor/model_ip2p.pt",
+    "emoeditor_release_encoder": "emoeditor/model_emoenc.pt",
+    "emoeditor_release_predictor": "emoeditor/emo_predictor.pt",
 }
 # Written only with ``with_checkpoint`` (large: full-size SD1.5 text encoder/VAE, ViT-H).
 CHECKPOINT_ROLES = ("checkpoint", "unet_ip2p", "clip_vision")
 
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
-                     with_diffusers: bool = False) -> dict[str, Path]:
+                     with_diffusers: bool = False, with_emoeditor_release: bool = False) -> dict[str, Path]:
     """Write the tiny models; returns role -> written path. Deterministic for a seed.
-    ``with_diffusers`` adds the tiny diffusers pipeline (``diffusers_assets``; imports diffusers)."""
+    ``with_diffusers`` adds the tiny diffusers pipeline (``diffusers_assets``; imports diffusers);
+    ``with_emoeditor_release`` EmoEditor's three released files (``emoeditor_assets``, ~0.5 GB)."""
     from .adapter_assets import write_test_adapters
     from .bank_assets import write_test_bank
     from .critic_assets import write_test_critics
@@ -51,6 +57,10 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
 
         pipeline = write_tiny_sd_pipeline(models_dir / PIPELINE_DIR, seed=seed)
         written.update({f"diffusers_{role}": path for role, path in pipeline.items()})
+    if with_emoeditor_release:
+        from .emoeditor_assets import write_emoeditor_release
+
+        written.update(write_emoeditor_release(models_dir, TEST_FILES, seed=seed))
     for role, path in written.items():
         log.info("wrote %s: %s", role, path)
     return written

@@ -237,7 +237,7 @@ def test_pick_best_needs_candidates():
 
 
 def test_fast_ssim_equals_the_emoeditor_ssim():
-    from emotion_core.critic_loop.similarity import EmoEditorSSIM
+    from emotion_core.ssim import EmoEditorSSIM
     from emotion_core.ssim import ssim
 
     generator = torch.Generator().manual_seed(0)

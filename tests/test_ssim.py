@@ -1,19 +1,32 @@
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from emotion_core.errors import InvalidInputError
 from emotion_core.ssim import ssim
 
 
-def reference_ssim_uniform(x, y, win, data_range):
-    """Textbook SSIM with a uniform window over valid positions (skimage's defaults, population covariance)."""
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    pool = lambda t: F.avg_pool2d(t, win, stride=1)  # noqa: E731
-    mx, my = pool(x), pool(y)
-    vx, vy, cxy = pool(x * x) - mx**2, pool(y * y) - my**2, pool(x * y) - mx * my
+def reference_cal_ssim(a, b):
+    """EmoEditor's utils.cal_ssim on IMAGE tensors as test.py feeds it, written from its parts:
+    8-bit RGB by truncation (``x.mul(255).clamp(0, 255).byte()``), OpenCV's 8-bit RGB2GRAY
+    (15-bit fixed point), scikit-image's structural_similarity(win_size=51) defaults (uniform
+    filter, sample covariance, data range 255, mean over the windows inside the image). Checked
+    against cv2 and skimage themselves in test_reference_matches_opencv_and_skimage."""
+    from scipy.ndimage import uniform_filter
+
+    def gray(x):
+        rgb = (x[0] * 255).clamp(0, 255).to(torch.uint8).numpy().astype(np.int64)
+        return ((rgb[..., 0] * 9798 + rgb[..., 1] * 19235 + rgb[..., 2] * 3735 + 16384) >> 15).astype(np.float64)
+
+    x, y, win = gray(a), gray(b), 51
+    norm = win * win / (win * win - 1)
+    mean = lambda t: uniform_filter(t, size=win)  # noqa: E731
+    mx, my = mean(x), mean(y)
+    vx, vy, cxy = norm * (mean(x * x) - mx**2), norm * (mean(y * y) - my**2), norm * (mean(x * y) - mx * my)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+    pad = (win - 1) // 2
+    return float(s[pad:-pad, pad:-pad].mean())
 
 
 def images(seed, n=1, size=64):
@@ -27,16 +40,28 @@ def test_identical_images_score_one():
     assert ssim(a, a, mode="emoeditor").item() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_emoeditor_mode_matches_reference_computation():
+def test_emoeditor_mode_is_emoeditors_cal_ssim():
     a, b = images(1, size=224), images(2, size=224)
     b = 0.6 * a + 0.4 * b  # related images, SSIM well inside (0, 1)
     got = ssim(a, b, mode="emoeditor")
-    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    ga = ((a.permute(0, 3, 1, 2) * luma).sum(1, keepdim=True) * 255).round()
-    gb = ((b.permute(0, 3, 1, 2) * luma).sum(1, keepdim=True) * 255).round()
-    want = reference_ssim_uniform(ga.double(), gb.double(), 51, 255.0)
-    assert got.item() == pytest.approx(want.item(), abs=1e-6)
+    want = reference_cal_ssim(a, b)
+    assert got.item() == pytest.approx(want, abs=1e-6)
     assert 0.2 < got.item() < 0.95
+    # levels k/255 (what an 8-bit file decodes to) are truncated as test.py's .byte() does
+    levels = torch.arange(256, dtype=torch.float32) / 255
+    grid = levels.repeat(224 * 224 // 256 + 1)[: 224 * 224].view(1, 224, 224, 1).expand(1, 224, 224, 3)
+    assert ssim(grid, grid.flip(1), mode="emoeditor").item() == pytest.approx(reference_cal_ssim(grid, grid.flip(1)),
+                                                                               abs=1e-6)
+
+
+def test_reference_matches_opencv_and_skimage():
+    cv2 = pytest.importorskip("cv2")
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    a, b = images(3, size=224), images(4, size=224)
+    b = 0.5 * a + 0.5 * b
+    gray = [cv2.cvtColor((x[0] * 255).clamp(0, 255).to(torch.uint8).numpy(), cv2.COLOR_RGB2GRAY) for x in (a, b)]
+    want = skimage_metrics.structural_similarity(gray[0], gray[1], win_size=51)
+    assert reference_cal_ssim(a, b) == pytest.approx(want, abs=1e-9)
 
 
 def test_source_broadcasts_over_candidates():

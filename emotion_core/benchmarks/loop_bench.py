@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from ..critic_loop import Candidates, LoopSettings, pass_steps, run_critic_loop
-    from ..critic_loop.similarity import EmoEditorSSIM
+    from ..ssim import EmoEditorSSIM
     from ..critics.resnet_predictor import EmoEditorResNetCritic
     from ..errors import InvalidInputError
     from ..taxonomy import EMOTIONS

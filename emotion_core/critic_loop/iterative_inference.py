@@ -11,7 +11,7 @@ Each pass:
 3. ``generate(seeds, denoise, state)`` makes ``candidates`` images as one batch, with
    denoise drawn on a 1/1000 grid from ``[denoise_low, denoise_high]``;
 4. the critic scores the batch in one call and SSIM to the source is measured
-   (EmoEditor's SSIM, with the source's side computed once: ``similarity``);
+   (EmoEditor's SSIM, with the source's side computed once: ``ssim.EmoEditorSSIM``);
    each candidate is judged (``judge.judge``);
 5. the best accepted candidate of the pass becomes the image to edit next.
 The source's distribution is computed once. Everything is kept in local state and
@@ -33,7 +33,7 @@ from ..images import as_rgb_batch
 from ..taxonomy import as_dict
 from .judge import Judgement, judge, pick_best
 from .settings import DENOISE_QUANTUM, LoopSettings
-from .similarity import EmoEditorSSIM
+from ..ssim import EmoEditorSSIM
 
 log = logging.getLogger(__name__)
 

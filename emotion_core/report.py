@@ -76,8 +76,8 @@ def parse_loop_report(text: str) -> dict:
         raise _loop_error(f"passes must be a whole number >= 1, got {passes!r}")
     if not isinstance(outcome["stopped"], str):
         raise _loop_error(f"stopped must be text, got {outcome['stopped']!r}")
-    try:
-        seed = check_seed(outcome["best_seed"], "best seed")
+    try:  # no seed: the pick is the source itself (EmoEditor's pick when nothing was accepted)
+        seed = None if outcome["best_seed"] is None else check_seed(outcome["best_seed"], "best seed")
     except InvalidInputError as exc:
         raise _loop_error(str(exc)) from None
     return {

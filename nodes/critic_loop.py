@@ -203,7 +203,7 @@ class EmotionCriticLoop(CheckedNode):
         )
         finish()
         best_latent = dict(start)
-        best_latent["samples"] = result.best_latent
+        best_latent["samples"] = start["samples"] if result.best_index is None else result.best_latent  # None: the source
         best_latent.pop("batch_index", None)
         report = result.report
         outcome = summary(report)

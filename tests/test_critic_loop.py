@@ -1,6 +1,8 @@
 """Iterative Emotion Inference loop logic against scripted generators and critics: every
 acceptance branch, the hard cap and fallback picks, AND vs OR, chaining and direction
-re-estimation, interruption, seed reproducibility, bad settings."""
+re-estimation, EmoEditor's test.py procedure (open window, kept-image limit, first-edit
+direction, its pick and the source fallback), interruption, seed reproducibility, bad
+settings."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import pytest
 import torch
 
 from emotion_core.critic_loop import (
-    EMOEDITOR_PRESET, Candidates, LoopSettings, emoeditor_settings, pass_steps, pick_best, run_critic_loop,
+    EMOEDITOR_NUM_LOOP, EMOEDITOR_PASS_CAP, EMOEDITOR_PRESET, Candidates, LoopSettings, emoeditor_settings, pass_steps,
+    pick_best, pick_emoeditor, run_critic_loop,
 )
 from emotion_core.errors import InvalidInputError
 from emotion_core.taxonomy import EMOTIONS
@@ -53,7 +56,7 @@ class Script:
         return torch.tensor([self.outcomes[int(i)][1] for i in self.index(images)])
 
     def similarity(self, source, images):
-        return torch.tensor([self.outcomes[int(i)][0] for i in self.index(images)])
+        return torch.tensor([self.outcomes[int(i)][0] for i in self.index(images)], dtype=torch.float64)
 
     def run(self, settings, target="awe", **kwargs):
         kwargs.setdefault("source", SOURCE)
@@ -203,6 +206,9 @@ def test_generation_without_source_judges_emotion_only():
     ({"rule": "xor"}, "rule must be one of and, or"),
     ({"denoise_low": 0.9, "denoise_high": 0.2}, "denoise_low"),
     ({"denoise_low": 0.0, "denoise_high": 0.0}, "denoise_high must be above 0"),
+    ({"keep_limit": 0}, "keep_limit"),
+    ({"direction_from": "source"}, "direction_from must be one of edited, first_edit"),
+    ({"pick": "last"}, "pick must be one of best, emoeditor"),
 ])
 def test_bad_settings(kwargs, words):
     with pytest.raises(InvalidInputError, match=words):
@@ -220,7 +226,10 @@ def test_bad_generator_output_is_clear():
 def test_emoeditor_preset_and_step_modes():
     settings = emoeditor_settings(seed=3)
     assert (settings.rule, settings.ssim_low, settings.ssim_high, settings.confidence) == ("or", 0.5, 0.8, 0.6)
-    assert (settings.denoise_low, settings.denoise_high, settings.max_iterations) == (0.7, 0.98, 30)
+    assert (settings.denoise_low, settings.denoise_high, settings.max_iterations) == (0.7, 0.98, EMOEDITOR_PASS_CAP)
+    assert (settings.ssim_open, settings.keep_limit, settings.direction_from, settings.pick) == (
+        True, EMOEDITOR_NUM_LOOP, "first_edit", "emoeditor")
+    assert EMOEDITOR_NUM_LOOP == 30 and EMOEDITOR_PASS_CAP == 300
     assert EMOEDITOR_PRESET.sampler.steps == 30 and EMOEDITOR_PRESET.sampler.cfg == 1.0
     assert pass_steps(30, 0.75, spread=True) == (30, 0)
     assert pass_steps(30, 0.75, spread=False) == (30, 8)  # runs round(22.5) = 22 steps
@@ -228,20 +237,89 @@ def test_emoeditor_preset_and_step_modes():
     capped = EMOEDITOR_PRESET.settings(seed=5, max_iterations=4)
     assert capped == emoeditor_settings(seed=5, max_iterations=4)
     assert (capped.seed, capped.max_iterations, capped.chain) == (5, 4, True)
-    assert EMOEDITOR_PRESET.settings(seed=5).max_iterations == 30
+    assert EMOEDITOR_PRESET.settings(seed=5).max_iterations == EMOEDITOR_PASS_CAP
+    assert emoeditor_settings(seed=5, direction_from="edited").direction_from == "edited"
+
+
+def emoeditor(**changes):
+    return emoeditor_settings(seed=0, **changes)
+
+
+def test_emoeditor_window_is_open():
+    script = Script([(0.5, peaked("fear", 0.6)), (0.8, peaked("fear", 0.6)), (0.5000001, peaked("fear", 0.6))])
+    result = script.run(emoeditor(keep_limit=2))
+    assert [j.accepted for j in result.judgements] == [False, False, True]
+    assert result.judgements[0].why.startswith("rejected: SSIM 0.500 not above 0.5")
+    assert result.judgements[1].why.startswith("rejected: SSIM 0.800 not below 0.8")
+    assert "SSIM 0.500 in (0.5, 0.8)" in result.judgements[2].why
+    closed = Script([(0.5, peaked("fear", 0.6))]).run(LoopSettings(rule="or", max_iterations=1))
+    assert closed.judgements[0].accepted, "this project's window is closed"
+
+
+def test_emoeditor_keep_limit_counts_the_source_and_accepted_passes_only():
+    rejected, accepted = (0.3, peaked("fear", 0.6)), (0.6, peaked("fear", 0.6))
+    script = Script([accepted, rejected, rejected, accepted, rejected, accepted, accepted])
+    result = script.run(emoeditor(keep_limit=4))
+    assert result.report["stopped"] == "keep_limit" and result.report["passes"] == 6
+    assert result.report["kept"] == [0, 3, 5], "with the source: 4 images kept"
+    states = [state for _, _, state in script.calls]
+    assert [s.base_index for s in states] == [None, 0, 0, 0, 3, 3], "a rejected pass re-edits the last kept image"
+    assert EMOEDITOR_PRESET.loop.max_iterations >= 10 * (EMOEDITOR_NUM_LOOP - 1)
+
+    one = Script([rejected] * 3).run(emoeditor(keep_limit=1))
+    assert one.report["passes"] == 1, "the first pass always runs (test.py's runs before its while)"
+
+    never = Script([rejected] * 20)
+    capped = never.run(emoeditor(max_iterations=7))
+    assert capped.report["stopped"] == "max_iterations" and capped.report["passes"] == 7, "the hard cap on passes"
+
+
+def test_emoeditor_direction_is_the_first_edits_and_re_estimation_is_an_option():
+    first = (0.3, peaked("anger", 0.4))  # rejected, yet its estimate steers every later pass
+    later = [(0.6, peaked("fear", 0.5)), (0.6, peaked("disgust", 0.5)), GOOD]
+    seen = []
+    Script([first, *later]).run(emoeditor(), update_conditioning=seen.append)
+    sadness, anger = EMOTIONS.index("sadness"), EMOTIONS.index("anger")
+    assert seen[0].vector()[sadness] == pytest.approx(-0.7), "first pass: target - source"
+    assert all(d.vector()[anger] == pytest.approx(-0.4) for d in seen[1:]), "then target - the first edit's"
+
+    seen = []
+    Script([first, *later]).run(emoeditor(direction_from="edited"), update_conditioning=seen.append)
+    assert seen[1].vector()[sadness] == pytest.approx(-0.7), "rejected first pass: still the source's"
+    assert seen[2].vector()[EMOTIONS.index("fear")] == pytest.approx(-0.5), "re-estimated from the kept edit"
+
+
+def test_emoeditor_pick():
+    # nothing accepted: the source, reported as unchanged
+    never = Script([(0.3, peaked("fear", 0.6))] * 3).run(emoeditor(max_iterations=3))
+    assert never.best_index is None and torch.equal(never.best_image, SOURCE) and never.best_latent is None
+    best = never.report["best"]
+    assert best["pick"] == "fallback: nothing accepted; the source" and best["source"] is True
+    assert (best["seed"], best["denoise"], best["ssim"], best["top"]) == (None, 0.0, 1.0, "sadness")
+    json.dumps(never.report)
+
+    # the last pass's top-1 is the target: the last kept image, even if an earlier one scored higher
+    awe_low, awe_high = (0.6, peaked("awe", 0.4)), (0.6, peaked("awe", 0.55))
+    result = Script([awe_high, awe_low]).run(emoeditor(keep_limit=3))
+    assert result.best_index == 1 and result.report["best"]["pick"].startswith("the last pass's top-1 is the target")
+    assert Script([awe_high, awe_low]).run(LoopSettings(rule="or", max_iterations=2)).best_index == 0, \
+        "this project's pick: the most confident same-valence image"
+
+    # the last pass is not the target: same-valence best, then target best
+    contentment = (0.6, [0.1, 0.3, 0.45, 0.05, 0.025, 0.025, 0.025, 0.025])
+    result = Script([contentment, (0.6, peaked("fear", 0.9))]).run(emoeditor(keep_limit=3))
+    assert result.best_index == 0 and "same-valence" in result.report["best"]["pick"]
+    sad_awe = (0.6, [0.0, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.6])
+    result = Script([sad_awe, (0.6, peaked("fear", 0.9))]).run(emoeditor(keep_limit=3))
+    assert result.best_index == 0 and result.report["best"]["pick"] == "fallback: highest target probability"
+
+    # confident: the loop stops there and that pass is the last
+    result = Script([contentment, GOOD, GOOD]).run(emoeditor())
+    assert result.report["stopped"] == "confident" and result.best_index == 1
+    with pytest.raises(ValueError):
+        pick_emoeditor([], [], [])
 
 
 def test_pick_best_needs_candidates():
     with pytest.raises(ValueError):
         pick_best([])
-
-
-def test_fast_ssim_equals_the_emoeditor_ssim():
-    from emotion_core.ssim import EmoEditorSSIM
-    from emotion_core.ssim import ssim
-
-    generator = torch.Generator().manual_seed(0)
-    source = torch.rand(1, 40, 56, 3, generator=generator)
-    images = torch.cat([torch.rand(2, 40, 56, 3, generator=generator), source * 0.7 + 0.1, source])
-    expected = ssim(source, images, mode="emoeditor")
-    assert torch.allclose(EmoEditorSSIM(source)(source, images), expected, atol=1e-5)

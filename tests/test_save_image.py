@@ -266,6 +266,9 @@ def test_report_without_loop_or_seed_is_plain(critic):
         build_report(direction, seed=2 ** 64)
     assert parse_loop_report(json.dumps({"target": "AWE", "passes": 1, "stopped": "confident",
                                          "best": {"seed": 4, "denoise": 1, "ssim": None}}))["target"] == "awe"
+    source_pick = parse_loop_report(json.dumps({"target": "awe", "passes": 3, "stopped": "max_iterations",
+                                                "best": {"seed": None, "denoise": 0.0, "ssim": 1.0, "source": True}}))
+    assert source_pick["best_seed"] is None, "EmoEditor's pick when nothing was accepted: the source, no seed"
 
 
 def test_schema(node):

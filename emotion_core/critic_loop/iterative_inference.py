@@ -3,20 +3,25 @@
 and picks.
 
 Each pass:
-1. the direction is re-estimated: target minus the emotion distribution of the image
-   being edited (the last accepted candidate when chaining, else the source); the
-   distribution is the one the critic already gave that image, so no extra forward;
+1. the direction: target minus an emotion distribution (``settings.direction_from``):
+   by default the one of the image being edited (the last kept candidate when
+   chaining, else the source), or, as EmoEditor's test.py, the first pass's result's;
+   each is the distribution the critic already gave that image, so no extra forward;
 2. ``update_conditioning(direction)`` (if given) turns it into the backend's
    conditioning;
 3. ``generate(seeds, denoise, state)`` makes ``candidates`` images as one batch, with
-   denoise drawn on a 1/1000 grid from ``[denoise_low, denoise_high]``;
+   denoise drawn on a 1/1000 grid from ``[denoise_low, denoise_high]`` by the loop's
+   generator (``state.generator``: a backend that draws all of a run's randomness from
+   one generator, as test.py does, continues from it);
 4. the critic scores the batch in one call and SSIM to the source is measured
    (EmoEditor's SSIM, with the source's side computed once: ``ssim.EmoEditorSSIM``);
    each candidate is judged (``judge.judge``);
-5. the best accepted candidate of the pass becomes the image to edit next.
-The source's distribution is computed once. Everything is kept in local state and
-returned at the end, so an interruption (``check_interrupt`` raising, or any
-exception from the callbacks) leaves nothing half-built behind.
+5. the best accepted candidate of the pass is kept and becomes the image to edit next.
+The loop ends at the first confident candidate, after ``max_iterations`` passes, or
+once ``keep_limit`` images are kept; the pick is ``settings.pick``'s. The source's
+distribution is computed once. Everything is kept in local state and returned at the
+end, so an interruption (``check_interrupt`` raising, or any exception from the
+callbacks) leaves nothing half-built behind.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ import torch
 from ..direction import EmotionDirection, make_direction
 from ..errors import InvalidInputError
 from ..images import as_rgb_batch
-from ..taxonomy import as_dict
-from .judge import Judgement, judge, pick_best
+from ..taxonomy import EMOTIONS, as_dict
+from .judge import Judgement, judge, pick_best, pick_emoeditor
 from .settings import DENOISE_QUANTUM, LoopSettings
 from ..ssim import EmoEditorSSIM
 
@@ -59,6 +64,7 @@ class PassState:
     base_index: Optional[int]  # candidate being edited, None = the source / initial latent
     base_image: Optional[torch.Tensor]  # its IMAGE [1,H,W,3] (the source, or None when generating)
     base_latent: Optional[torch.Tensor]  # its latent [1,...] when the backend returned latents
+    generator: Optional[torch.Generator] = None  # the loop's; it drew this pass's denoise
 
 
 Generate = Callable[[list, float, PassState], Candidates]
@@ -68,19 +74,25 @@ Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class LoopResult:
-    best_index: int
+    best_index: Optional[int]  # None: the pick is the source (``pick="emoeditor"``, nothing accepted)
     images: torch.Tensor  # every candidate, in order
     latents: Optional[torch.Tensor]
     judgements: list[Judgement]
     report: dict = field(repr=False)
+    source: Optional[torch.Tensor] = None  # the source IMAGE [1,H,W,3], when editing
 
     @property
     def best_image(self) -> torch.Tensor:
+        if self.best_index is None:
+            return self.source
         return self.images[self.best_index : self.best_index + 1]
 
     @property
     def best_latent(self) -> Optional[torch.Tensor]:
-        return None if self.latents is None else self.latents[self.best_index : self.best_index + 1]
+        """The pick's latent; None when the backend returned none or the pick is the source."""
+        if self.latents is None or self.best_index is None:
+            return None
+        return self.latents[self.best_index : self.best_index + 1]
 
 
 def draw_denoise(generator: torch.Generator, settings: LoopSettings) -> float:
@@ -143,12 +155,15 @@ def run_critic_loop(
     images: list[torch.Tensor] = []
     latents: list[torch.Tensor] = []
     iterations: list[dict] = []
+    kept: list[int] = []  # the candidate kept by each pass that had an accepted one
     base_index: Optional[int] = None
-    base_distribution = None if source_distribution is None else torch.as_tensor(source_distribution).float()
+    source_estimate = None if source_distribution is None else torch.as_tensor(source_distribution).float()
+    direction_estimate = source_estimate
+    verdicts: list[Judgement] = []
     stopped = "max_iterations"
     for iteration in range(settings.max_iterations):
         check()
-        direction = direction0 if base_distribution is None else direction0.with_source(base_distribution)
+        direction = direction0 if direction_estimate is None else direction0.with_source(direction_estimate)
         conditioning = None if update_conditioning is None else update_conditioning(direction)
         denoise = draw_denoise(generator, settings)
         seeds = settings.seeds(iteration)
@@ -156,6 +171,7 @@ def run_critic_loop(
             iteration, direction, conditioning, base_index,
             source if base_index is None else images[base_index][None],
             None if base_index is None or not latents else latents[base_index][None],
+            generator,
         )
         candidates = generate(seeds, denoise, state)
         check()
@@ -182,17 +198,31 @@ def run_critic_loop(
                  "; ".join(v.why for v in verdicts))
         if on_pass is not None:
             on_pass(entry)
+        if settings.direction_from == "first_edit" and iteration == 0:
+            direction_estimate = torch.tensor(_first_max_target(verdicts).distribution)
         accepted = [v for v in verdicts if v.accepted]
         if accepted:
-            chosen = max(accepted, key=lambda v: (v.target_probability, -v.index))
+            chosen = _first_max_target(accepted)
+            kept.append(chosen.index)
             if any(v.confident for v in accepted):
                 stopped = "confident"
                 break
             if settings.chain:
                 base_index = chosen.index
-                base_distribution = torch.tensor(chosen.distribution)
+                if settings.direction_from == "edited":
+                    direction_estimate = torch.tensor(chosen.distribution)
+        if settings.keep_limit is not None and len(kept) + (source is not None) >= settings.keep_limit:
+            stopped = "keep_limit"
+            break
 
-    best, why = pick_best(judgements)
+    if settings.pick == "emoeditor":
+        best, why = pick_emoeditor(judgements, kept, verdicts)
+    else:
+        best, why = pick_best(judgements)
+    if best is None:
+        best_entry = _source_entry(source, source_estimate, target_name)
+    else:
+        best_entry = {**best.to_json(), "iteration": best.iteration}
     report = {
         "target": target_name,
         "targets": dict(direction0.target),
@@ -201,7 +231,25 @@ def run_critic_loop(
         "iterations": iterations,
         "passes": len(iterations),
         "stopped": stopped,
-        "best": {**best.to_json(), "iteration": best.iteration, "pick": why},
+        "kept": kept,
+        "best": {**best_entry, "pick": why},
     }
     stacked_latents = torch.stack(latents) if latents and len(latents) == len(images) else None
-    return LoopResult(best.index, torch.stack(images), stacked_latents, judgements, report)
+    return LoopResult(None if best is None else best.index, torch.stack(images), stacked_latents, judgements, report,
+                      source)
+
+
+def _first_max_target(verdicts: list[Judgement]) -> Judgement:
+    """The candidate with the highest target probability; ties go to the earlier one."""
+    return max(verdicts, key=lambda v: (v.target_probability, -v.index))
+
+
+def _source_entry(source: Optional[torch.Tensor], distribution: Optional[torch.Tensor], target: str) -> dict:
+    """The report's ``best`` entry when the pick is the source (unchanged: denoise 0, SSIM 1)."""
+    if source is None:
+        raise ValueError("the pick is the source, but the loop had none")
+    values = distribution.tolist()
+    return {"index": None, "iteration": None, "seed": None, "denoise": 0.0, "ssim": 1.0,
+            "distribution": as_dict(values), "top": EMOTIONS[max(range(len(EMOTIONS)), key=lambda i: values[i])],
+            "target_probability": values[EMOTIONS.index(target)], "accepted": False, "confident": False,
+            "why": "the source image, unchanged", "source": True}

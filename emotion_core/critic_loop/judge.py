@@ -1,18 +1,24 @@
 """Judging candidates and the final pick.
 
-The pick follows EmoEditor's fallbacks, over accepted candidates:
+``pick_best`` (this project's pick) follows EmoEditor's fallbacks, over accepted candidates:
 1. the highest target probability among those at or above the confidence threshold;
 2. else the most confident top-1 among those whose top-1 emotion has the target's
    valence (EmoEditor's "best same-valence" image);
 3. else the highest target probability.
 When no candidate was ever accepted, the highest target probability of all
-candidates is returned and the report says so (EmoEditor returns the source).
+candidates is returned and the report says so.
+
+``pick_emoeditor`` is test.py's pick: the last kept image when the last pass's top-1
+is the target; else ``pick_best`` over the accepted candidates (test.py's target-best
+above 0.6, same-valence best, target best: its "above 0.6" case cannot arise there,
+as such a candidate ends the loop and is the last pass); else, nothing accepted, the
+source.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ..taxonomy import EMOTIONS, as_dict, valence
 from .settings import LoopSettings
@@ -65,13 +71,14 @@ def judge(index: int, iteration: int, seed: int, denoise: float, ssim: float | N
     if ssim is None:
         accepted, reasons = emotion_ok, [emotion_text, "no source: SSIM not judged"]
     else:
-        if ssim < settings.ssim_low:
-            structure_text, structure_ok = f"SSIM {ssim:.3f} below {settings.ssim_low}", False
-        elif ssim > settings.ssim_high:
-            structure_text, structure_ok = f"SSIM {ssim:.3f} above {settings.ssim_high}", False
+        low, high = settings.ssim_low, settings.ssim_high
+        if ssim < low or (settings.ssim_open and ssim == low):
+            structure_text, structure_ok = f"SSIM {ssim:.3f} {'not above' if ssim == low else 'below'} {low}", False
+        elif ssim > high or (settings.ssim_open and ssim == high):
+            structure_text, structure_ok = f"SSIM {ssim:.3f} {'not below' if ssim == high else 'above'} {high}", False
         else:
-            structure_text = f"SSIM {ssim:.3f} in [{settings.ssim_low}, {settings.ssim_high}]"
-            structure_ok = True
+            window = f"({low}, {high})" if settings.ssim_open else f"[{low}, {high}]"
+            structure_text, structure_ok = f"SSIM {ssim:.3f} in {window}", True
         combine = all if settings.rule == "and" else any
         accepted = combine((structure_ok, emotion_ok))
         reasons = [structure_text, f"{settings.rule.upper()} {emotion_text}"]
@@ -100,6 +107,24 @@ def pick_best(judgements: Sequence[Judgement]) -> tuple[Judgement, str]:
         return _first_max(accepted, lambda j: j.target_probability), "fallback: highest target probability"
     return (_first_max(judgements, lambda j: j.target_probability),
             "fallback: nothing accepted; highest target probability of all candidates")
+
+
+def pick_emoeditor(judgements: Sequence[Judgement], kept: Sequence[int],
+                   last_pass: Sequence[Judgement]) -> tuple[Optional[Judgement], str]:
+    """test.py's final image (see module docstring); ``None`` is the source. ``kept``: the
+    index of each kept candidate, in order; ``last_pass``: the last pass's candidates."""
+    if not last_pass:
+        raise ValueError("pick_emoeditor needs the last pass's candidates")
+    by_index = {j.index: j for j in judgements}
+    last = _first_max(last_pass, lambda j: j.target_probability)
+    if last.top == last.target:
+        if not kept:
+            return None, "the last pass's top-1 is the target: the last kept image, the source"
+        return by_index[kept[-1]], "the last pass's top-1 is the target: the last kept image"
+    accepted = [j for j in judgements if j.accepted]
+    if not accepted:
+        return None, "fallback: nothing accepted; the source"
+    return pick_best(accepted)
 
 
 def _first_max(items: Sequence[Judgement], key) -> Judgement:

@@ -1,6 +1,10 @@
-"""Named settings. ``EmoEditor``: the procedure of EmoEditor's released test.py, with
-two of its loop bugs fixed (a hard cap on all passes; the direction re-estimated
-from the image being edited, where test.py keeps the first edit's estimate)."""
+"""Named settings. ``EmoEditor``: the loop of EmoEditor's released test.py, decision for
+decision, with one addition: a hard cap on all passes (``EMOEDITOR_PASS_CAP``). test.py
+stops only at a confident image or once ``num_loop`` (30) images are kept, and counts
+only accepted passes, so a run whose passes are never accepted never ends; the cap is
+ten passes per image it can keep, generous enough not to end a run that test.py would
+finish. Re-estimating the direction every pass (test.py keeps the first edit's) is an
+option: ``direction_from="edited"``."""
 
 from __future__ import annotations
 
@@ -27,18 +31,25 @@ class Preset:
     sampler: SamplerSettings
     needs_emotion_encoder: bool
 
-    def settings(self, seed: int, max_iterations: int | None = None) -> LoopSettings:
-        """The preset's loop settings with the run's seed and, optionally, a lower hard cap."""
+    def settings(self, seed: int, max_iterations: int | None = None, **changes) -> LoopSettings:
+        """The preset's loop settings with the run's seed, optionally another hard cap on
+        passes, and any other ``LoopSettings`` field changed."""
         cap = self.loop.max_iterations if max_iterations is None else max_iterations
-        return replace(self.loop, seed=seed, max_iterations=cap)
+        return replace(self.loop, seed=seed, max_iterations=cap, **changes)
 
 
-# test.py: SSIM window (0.5, 0.8) OR top-1 == target; stop at target probability 0.6; at most
-# 30 images; noise level drawn from 700..980 of 1000 train steps; 30 DDIM steps over it; the
+EMOEDITOR_NUM_LOOP = 30  # test.py's --num_loop: images kept, the source included
+EMOEDITOR_PASS_CAP = 10 * EMOEDITOR_NUM_LOOP
+
+# test.py: SSIM window (0.5, 0.8) OR top-1 == target; stop at target probability 0.6 or once 30
+# images are kept; a rejected pass re-edits the last kept image; the first pass's direction from
+# the source, every later one from the first pass's result; its final pick (the source if nothing
+# was accepted); noise level drawn from 700..980 of 1000 train steps; 30 DDIM steps over it; the
 # emotion encoder's tokens as the only text conditioning; no classifier-free guidance.
 EMOEDITOR_PRESET = Preset(
-    loop=LoopSettings(ssim_low=0.5, ssim_high=0.8, confidence=0.6, rule="or", max_iterations=30, candidates=1,
-                      denoise_low=0.70, denoise_high=0.98, chain=True),
+    loop=LoopSettings(ssim_low=0.5, ssim_high=0.8, confidence=0.6, rule="or", max_iterations=EMOEDITOR_PASS_CAP,
+                      candidates=1, denoise_low=0.70, denoise_high=0.98, chain=True, ssim_open=True,
+                      keep_limit=EMOEDITOR_NUM_LOOP, direction_from="first_edit", pick="emoeditor"),
     sampler=SamplerSettings(steps=30, cfg=1.0, sampler_name="ddim", scheduler="ddim_uniform", spread_steps=True),
     needs_emotion_encoder=True,
 )
@@ -46,6 +57,6 @@ EMOEDITOR_PRESET = Preset(
 PRESETS: dict[str, Preset | None] = {CUSTOM: None, EMOEDITOR: EMOEDITOR_PRESET}
 
 
-def emoeditor_settings(seed: int, max_iterations: int = 30) -> LoopSettings:
-    """The EmoEditor loop settings with a seed and (optionally lower) hard cap."""
-    return EMOEDITOR_PRESET.settings(seed, max_iterations)
+def emoeditor_settings(seed: int, max_iterations: int | None = None, **changes) -> LoopSettings:
+    """The EmoEditor loop settings with a seed, optionally another hard cap on passes and other changes."""
+    return EMOEDITOR_PRESET.settings(seed, max_iterations, **changes)

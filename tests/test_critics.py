@@ -72,7 +72,7 @@ def test_resnet_alphabetical_order_is_remapped(critic_files, tmp_path):
 
 def test_resnet_input_is_224_and_not_normalised(critics):
     critic = critics["critic_emoeditor"]
-    assert critic.gradcam_input_layer is critic.model.layer4
+    assert critic.gradcam_input_layer is critic.model.layer4[-1]
     seen = []
     handle = critic.model.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     try:

@@ -48,8 +48,9 @@ class EmoEditorResNetCritic(EmotionCritic):
 
     @property
     def gradcam_input_layer(self) -> nn.Module:
-        """The last convolutional stage, whose activations GradCAM weighs."""
-        return self.model.layer4
+        """The last block of the last convolutional stage (``layer4[-1]``), whose activations
+        GradCAM weighs, as in EmoEditor's metric."""
+        return self.model.layer4[-1]
 
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         # Like torchvision Resize((224, 224)) on a PIL image: bilinear with antialiasing, in float32.

@@ -3,17 +3,22 @@ of EmoEditor's ESMI.
 
 The map is computed on one feature layer of the critic:
 - ``critic.gradcam_input_layer`` when the critic names one (EmoEditor's ResNet-18:
-  ``layer4``, the layer EmoEditor's own metric uses);
+  ``layer4[-1]``, the layer EmoEditor's own metric uses);
 - otherwise the first LayerNorm (``ln_1``) of the last block of a vision
   transformer (``...resblocks.N``): the block's *output* patch tokens never reach
   a class-token head, its normalised *input* does (as pytorch-grad-cam advises for
   ViTs); tokens are laid back on their square grid, class/register tokens dropped;
 - otherwise the last ``Conv2d``.
 
-For each image: class score = the critic's logit of the class it predicts (in its
-own class order, before softmax), weights = spatial mean of d score / d activation
-per channel, map = ReLU(sum_c w_c A_c), min-max scaled to [0, 1] per image and
-bilinearly resized (half-pixel centres) to the critic's input size.
+For each image, the steps of pytorch-grad-cam's ``GradCAM`` with one target layer and
+the default target (what EmoEditor's ``metric_ESMI.py`` runs): class score = the
+critic's logit of the class it predicts (in its own class order, before softmax),
+weights = spatial mean of d score / d activation per channel, map = ReLU(sum_c w_c A_c),
+min-max scaled (``(m - min) / (1e-7 + max)``), bilinearly resized (half-pixel centres,
+edges clamped: OpenCV's ``INTER_LINEAR``) to the critic's input size, then ReLU and
+min-max scaled once more. The second scaling matters: a peak between pixel centres
+is lowered by the resize, and the scaling brings it back to 1, which moves the
+``> 0.5`` region ESMI thresholds.
 """
 
 from __future__ import annotations
@@ -95,10 +100,13 @@ def gradcam(critic: EmotionCritic, images: torch.Tensor, layer: nn.Module | None
     acts = as_spatial(activations.detach().float())
     grads = as_spatial(grads.float())
     weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * acts).sum(dim=1))
+    cam = _min_max(F.relu((weights * acts).sum(dim=1)))
+    cam = F.interpolate(cam.unsqueeze(1), size=inputs.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return _min_max(F.relu(cam)).cpu()
+
+
+def _min_max(cam: torch.Tensor) -> torch.Tensor:
+    """Each map ``[B,h,w]`` shifted to min 0 and divided by ``1e-7 + max`` (pytorch-grad-cam's scaling)."""
     flat = cam.flatten(1)
     flat = flat - flat.min(dim=1, keepdim=True).values
-    flat = flat / (_EPS + flat.max(dim=1, keepdim=True).values)
-    cam = flat.view_as(cam).unsqueeze(1)
-    size = inputs.shape[-2:]
-    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[:, 0].cpu()
+    return (flat / (_EPS + flat.max(dim=1, keepdim=True).values)).view_as(cam)

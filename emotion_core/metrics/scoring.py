@@ -38,11 +38,12 @@ def with_edit_metrics(critic: EmotionCritic, results: Iterator[dict], target: st
                       source_path: str | None = None) -> Iterator[dict]:
     """Each result with EmoEdit's Emo-A and the target's probability; with the source image an
     edit was made from, also SSIM (standard, at the source's size, and EmoEditor's gate),
-    EmoEditor's ESMI and EmoEdit's Emo-S. The source is read and prepared once."""
+    EmoEditor's ESMI (x100; both files read as its metric script reads them) and EmoEdit's
+    Emo-S. The source is read and prepared once."""
     source = reference = source_distribution = None
     if source_path is not None:
         source = load_image(source_path)
-        reference = prepare_source(critic, source)
+        reference = prepare_source(critic, source_path)
         source_distribution = critic.predict(source)[0]
     for result in results:
         distribution = torch.tensor([[result["distribution"][e] for e in EMOTIONS]])
@@ -55,6 +56,6 @@ def with_edit_metrics(critic: EmotionCritic, results: Iterator[dict], target: st
                                                                                           mode="bilinear")
             result["ssim"] = float(ssim(source, same_size)[0])
             result["ssim_emoeditor"] = float(ssim(source, image, mode="emoeditor")[0])
-            result["esmi"] = float(esmi(critic, reference, image, target).esmi[0])
+            result["esmi"] = float(esmi(critic, reference, result["image"], target).esmi[0])
             result["emo_s"] = float(emo_s(distribution, source_distribution, target)[0])
         yield result

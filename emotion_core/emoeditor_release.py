@@ -20,6 +20,7 @@ import torch
 
 from .critics.resnet_predictor import is_resnet_state
 from .critics.state_dicts import preview
+from .diffusers_to_ldm import UNET_MARKERS, VAE_MARKERS
 from .emotion_encoder import expected_shapes as encoder_shapes
 from .errors import ModelFormatError
 from .taxonomy import NUM_EMOTIONS
@@ -30,9 +31,6 @@ ENCODER = "model_emoenc"
 PREDICTOR = "emo_predictor"
 UNET_PREFIX = "unet."
 VAE_PREFIX = "auto_encoder."
-# Keys every diffusers UNet / AutoencoderKL has, whatever its depth.
-_UNET_MARKERS = ("conv_in.weight", "time_embedding.linear_1.weight", "conv_out.weight")
-_VAE_MARKERS = ("encoder.conv_in.weight", "decoder.conv_out.weight", "quant_conv.weight", "post_quant_conv.weight")
 EXPECTED = (
     f"{IP2P}.pt: unet.* (diffusers UNet2DConditionModel) + auto_encoder.* (diffusers AutoencoderKL); "
     f"{ENCODER}.pt: fc.0/fc.2/fc.4/fc.6 .weight/.bias (MLP 8->256->512->768->77*768); "
@@ -55,7 +53,7 @@ def _halves(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
 def _ip2p_problems(state: Mapping[str, torch.Tensor]) -> list[str]:
     unet, vae, other = _halves(state)
     problems = [f"keys outside unet./auto_encoder.: {preview(other, 3)}"] if other else []
-    missing = [UNET_PREFIX + k for k in _UNET_MARKERS if k not in unet] + [VAE_PREFIX + k for k in _VAE_MARKERS if k not in vae]
+    missing = [UNET_PREFIX + k for k in UNET_MARKERS if k not in unet] + [VAE_PREFIX + k for k in VAE_MARKERS if k not in vae]
     return problems + ([f"missing {preview(missing, 3)}"] if missing else [])
 
 
@@ -83,19 +81,21 @@ _LAYOUTS = {
 }
 
 
+def near_misses(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """For each released layout ``state`` looks like an attempt at: why it is not that file."""
+    return [f"as {name}.pt: {'; '.join(problems)}" for name, (problems_of, resembles) in _LAYOUTS.items()
+            if resembles(state) and (problems := problems_of(state))]
+
+
 def identify_release_file(state: Mapping[str, torch.Tensor], source: str) -> str:
     """Which released file ``state`` is: ``IP2P``, ``ENCODER`` or ``PREDICTOR``; a
     ModelFormatError naming what was found (``source`` is the file name) otherwise."""
-    near = []
-    for name, (problems_of, resembles) in _LAYOUTS.items():
-        problems = problems_of(state)
-        if not problems:
+    for name, (problems_of, _) in _LAYOUTS.items():
+        if not problems_of(state):
             return name
-        if resembles(state):
-            near.append(f"as {name}.pt: {'; '.join(problems)}")
-    closest = f"; {' | '.join(near)}" if near else ""
+    near = "".join(f"; {miss}" for miss in near_misses(state))
     raise ModelFormatError(
-        f"{source}: not one of EmoEditor's released files; found {len(state)} tensors ({preview(state)}){closest}; "
+        f"{source}: not one of EmoEditor's released files; found {len(state)} tensors ({preview(state)}){near}; "
         f"expected one of: {EXPECTED}"
     )
 

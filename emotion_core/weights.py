@@ -8,8 +8,9 @@ import logging
 import os
 import pickle
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -124,17 +125,38 @@ def load_state_dict(path: str | os.PathLike, trust_pickle: bool = False) -> dict
 
 def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write tensors (+ this project's metadata as JSON) atomically: temp file, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = {METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)} if metadata else None
-    contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    try:
-        with temp_beside(path) as tmp:
-            save_file(contiguous, str(tmp), metadata=header)
-            os.replace(tmp, path)
-    except (SafetensorError, OSError) as exc:  # a full disk says nothing of where: name the file
-        raise OSError(f"cannot write {path}: {exc}") from exc
-    return path
+    return save_safetensors_files([(tensors, path, metadata)])[0]
+
+
+def save_safetensors_files(files: Sequence[tuple[Mapping[str, torch.Tensor], str | os.PathLike, Mapping[str, Any] | None]]) -> list[Path]:
+    """Write several (tensors, path, metadata) files all or none: each goes to a temp file
+    beside it, then all are renamed into place; if a rename fails, those already renamed are
+    removed, and an interrupted write leaves no temp file."""
+    paths = [Path(path) for _, path, _ in files]
+    with ExitStack() as temps:
+        staged = []
+        for (tensors, _, metadata), path in zip(files, paths):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            header = {METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)} if metadata else None
+            contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            try:
+                tmp = temps.enter_context(temp_beside(path))
+                save_file(contiguous, str(tmp), metadata=header)
+            except (SafetensorError, OSError) as exc:  # a full disk says nothing of where: name the file
+                raise OSError(f"cannot write {path}: {exc}") from exc
+            staged.append(tmp)
+        renamed: list[Path] = []
+        try:
+            for tmp, path in zip(staged, paths):
+                os.replace(tmp, path)
+                renamed.append(path)
+        except BaseException as exc:
+            for path in renamed:
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OSError(f"cannot write {paths[len(renamed)]}: {exc}") from exc
+            raise
+    return paths
 
 
 def resolve_inside(folder: str | os.PathLike, name: str) -> Path:

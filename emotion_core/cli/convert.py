@@ -1,5 +1,7 @@
 """``emotion-director convert``: rewrite a third-party checkpoint as safetensors
-plus this project's metadata, so it never needs pickle again."""
+plus this project's metadata, so it never needs pickle again; EmoEditor's
+``model_ip2p.pt`` and diffusers SD UNets become the files ComfyUI's UNETLoader and
+VAELoader read (``emotion_core.conversion``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import InvalidInputError, ModelFormatError
+from ..errors import InvalidInputError
 from . import add_json_flag
 from .arguments import refuse_existing
 
@@ -18,12 +20,23 @@ def register(commands) -> None:
     parser = commands.add_parser(
         "convert", help="rewrite a .pt/.pth/.bin/.ckpt checkpoint as .safetensors with metadata",
         description="Load IN safely (weights only), write OUT as safetensors with metadata. "
-                    "Checkpoints that need full pickle are refused unless --trust-pickle is given.")
-    parser.add_argument("input", metavar="IN", help="checkpoint to read")
+                    "Checkpoints that need full pickle are refused unless --trust-pickle is given. "
+                    "The layout is recognised from the keys: EmoEditor's model_ip2p.pt and diffusers SD UNets "
+                    "are written as an original-layout UNet for ComfyUI's models/diffusion_models/ (--vae-out "
+                    "also writes the VAE, for models/vae/); model_emoenc.pt as the emotion encoder; critics as "
+                    "they are. Tensors keep their dtype unless --dtype is given.")
+    parser.add_argument("input", metavar="IN",
+                        help="checkpoint to read, or a diffusers UNet folder or pipeline folder (with unet/, vae/)")
     parser.add_argument("output", metavar="OUT", help=".safetensors file to write")
+    parser.add_argument("--vae-out", metavar="FILE", type=Path,
+                        help="also write IN's VAE (model_ip2p.pt's auto_encoder, a pipeline folder's vae/) as an "
+                             "original-layout .safetensors file, for ComfyUI's VAELoader")
+    parser.add_argument("--dtype", metavar="fp16|bf16|fp32",
+                        help="cast floating-point tensors (default: keep them as stored, e.g. fp16 stays fp16)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="unpickle IN fully if needed; this runs code from the file, so only for files you trust")
-    parser.add_argument("--kind", help="model kind to record (default: detected from the tensors)")
+    parser.add_argument("--kind", help="model kind to record; the tensors are then copied unchanged "
+                                       "(default: the layout is detected from the tensors)")
     parser.add_argument("--class-order", help="the head's class order, comma-separated (e.g. EmoEditor's alphabetical order)")
     parser.add_argument("--backbone-file", help="for a probe head: the open_clip file it reads, in the same folder as OUT")
     parser.add_argument("--open-clip-model", help="open_clip registry name of the model, e.g. ViT-L-14")
@@ -51,27 +64,19 @@ def _metadata(args: argparse.Namespace, source: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..weights import SAFETENSORS_SUFFIXES, load_state_dict, save_safetensors
+    from ..conversion import convert_weights
+    from ..weights import SAFETENSORS_SUFFIXES
 
     source, target = Path(args.input), Path(args.output)
-    if not source.is_file():
+    if not source.exists():
         raise InvalidInputError(f"input not found: {source}")
-    if target.suffix not in SAFETENSORS_SUFFIXES:
-        raise InvalidInputError(f"OUT must be a .safetensors file, got {target.name}")
-    refuse_existing([target], args.overwrite)
+    outputs = [target] if args.vae_out is None else [target, args.vae_out]
+    for flag, path in zip(("OUT", "--vae-out"), outputs):
+        if path.suffix not in SAFETENSORS_SUFFIXES:
+            raise InvalidInputError(f"{flag} must be a .safetensors file, got {path.name}")
+    if args.vae_out is not None and args.vae_out.resolve() == target.resolve():
+        raise InvalidInputError("--vae-out must differ from OUT")
+    refuse_existing(outputs, args.overwrite)
     metadata = _metadata(args, source)
-    tensors = load_state_dict(source, trust_pickle=args.trust_pickle)
-    kind = args.kind or metadata.get("kind") or _detect(tensors, source)
-    metadata["kind"] = kind
-    save_safetensors(tensors, target, metadata)
-    log.info("wrote %d tensors (%s) to %s", len(tensors), kind, target)
-    return {"input": str(source), "output": str(target), "kind": kind, "tensors": len(tensors)}
-
-
-def _detect(tensors, source: Path) -> str:
-    from ..critics import detect_kind
-
-    try:
-        return detect_kind(tensors, source)
-    except ModelFormatError as exc:
-        raise InvalidInputError(f"{exc}; pass --kind to convert it anyway") from exc
+    return convert_weights(source, target, metadata, vae_out=args.vae_out, kind=args.kind or metadata.get("kind"),
+                           trust_pickle=args.trust_pickle, dtype=args.dtype)

@@ -87,6 +87,15 @@ def resize_image(images: torch.Tensor, height: int, width: int, mode: str = "bic
     return pixels.clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
 
 
+def pil_resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """IMAGE ``[B,H,W,C]`` resized to ``height x width`` as torchvision's ``Resize((h, w))`` resizes a
+    PIL image (EmoEditor's test.py): each image to 8-bit RGB, PIL's antialiased bilinear filter, back
+    to 0..1 (exact k/255 levels)."""
+    resized = [np.asarray(to_pil(image).resize((width, height), Image.BILINEAR), dtype=np.float32) / 255.0
+               for image in as_rgb_batch(images)]
+    return torch.from_numpy(np.stack(resized))
+
+
 def stack_same_size(images: Sequence[torch.Tensor], name: str = "images") -> torch.Tensor:
     """Concatenate IMAGE tensors into one batch; mixed sizes are an error naming the sizes."""
     if not images:

@@ -82,6 +82,15 @@ def emoeditor_release_files(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_emoeditor_files(tmp_path_factory) -> dict:
+    """Tiny EmoEditor files in upstream's released layouts and a source image, for ``edit
+    --emoeditor`` (``helpers.emoeditor_tiny``), written once; tests only read them."""
+    from helpers.emoeditor_tiny import write_tiny_emoeditor_files
+
+    return write_tiny_emoeditor_files(tmp_path_factory.mktemp("tiny_emoeditor"))
+
+
+@pytest.fixture(scope="session")
 def critic_loop_files(tmp_path_factory, tiny_sd_pipeline) -> dict:
     """What the critic-loop commands (edit, generate --critic-loop) run on: the tiny pipeline's
     files plus a CLIP zero-shot critic and a 32x32 noise image (``"image"``), written once."""

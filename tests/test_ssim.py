@@ -1,32 +1,9 @@
-import numpy as np
 import pytest
 import torch
+from helpers.emoeditor_reference import reference_cal_ssim
 
 from emotion_core.errors import InvalidInputError
 from emotion_core.ssim import ssim
-
-
-def reference_cal_ssim(a, b):
-    """EmoEditor's utils.cal_ssim on IMAGE tensors as test.py feeds it, written from its parts:
-    8-bit RGB by truncation (``x.mul(255).clamp(0, 255).byte()``), OpenCV's 8-bit RGB2GRAY
-    (15-bit fixed point), scikit-image's structural_similarity(win_size=51) defaults (uniform
-    filter, sample covariance, data range 255, mean over the windows inside the image). Checked
-    against cv2 and skimage themselves in test_reference_matches_opencv_and_skimage."""
-    from scipy.ndimage import uniform_filter
-
-    def gray(x):
-        rgb = (x[0] * 255).clamp(0, 255).to(torch.uint8).numpy().astype(np.int64)
-        return ((rgb[..., 0] * 9798 + rgb[..., 1] * 19235 + rgb[..., 2] * 3735 + 16384) >> 15).astype(np.float64)
-
-    x, y, win = gray(a), gray(b), 51
-    norm = win * win / (win * win - 1)
-    mean = lambda t: uniform_filter(t, size=win)  # noqa: E731
-    mx, my = mean(x), mean(y)
-    vx, vy, cxy = norm * (mean(x * x) - mx**2), norm * (mean(y * y) - my**2), norm * (mean(x * y) - mx * my)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    pad = (win - 1) // 2
-    return float(s[pad:-pad, pad:-pad].mean())
 
 
 def images(seed, n=1, size=64):

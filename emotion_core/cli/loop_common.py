@@ -22,8 +22,11 @@ CRITIC_LOOP_KEYS = {
 }
 
 
-def add_loop_arguments(parser: argparse.ArgumentParser, critic_required: bool) -> None:
-    """``--critic``, ``--report`` and the loop's settings (defaults: ``LoopSettings``)."""
+def add_loop_arguments(parser: argparse.ArgumentParser, critic_required: bool,
+                       max_iterations_help: str | None = None) -> None:
+    """``--critic``, ``--report`` and the loop's settings (defaults: ``LoopSettings``).
+    ``max_iterations_help``: a command whose ``--max-iterations`` default depends on its mode
+    says so here; the option then defaults to None (``loop_settings``: the settings' default)."""
     from ..critic_loop.settings import RULES, LoopSettings
 
     default = LoopSettings()
@@ -41,17 +44,20 @@ def add_loop_arguments(parser: argparse.ArgumentParser, critic_required: bool) -
                         help=f"stop at this target probability (default {default.confidence})")
     parser.add_argument("--rule", choices=RULES, default=default.rule,
                         help=f"acceptance rule (default {default.rule})")
-    parser.add_argument("--max-iterations", type=int, metavar="N", default=default.max_iterations,
-                        help=f"hard cap on passes (default {default.max_iterations})")
+    parser.add_argument("--max-iterations", type=int, metavar="N",
+                        default=default.max_iterations if max_iterations_help is None else None,
+                        help=max_iterations_help or f"hard cap on passes (default {default.max_iterations})")
     parser.add_argument("--candidates", type=int, metavar="N", default=default.candidates,
                         help=f"candidates per pass, one batch (default {default.candidates})")
 
 
 def loop_settings(args: argparse.Namespace):
-    """The checked ``LoopSettings`` of the command line (seeded by ``--seed``)."""
+    """The checked ``LoopSettings`` of the command line (seeded by ``--seed``); an option left at
+    None takes the settings' default."""
     from ..critic_loop import LoopSettings
 
-    return LoopSettings(**{field: getattr(args, dest) for dest, field in LOOP_FIELDS.items()}, seed=args.seed)
+    given = {field: getattr(args, dest) for dest, field in LOOP_FIELDS.items() if getattr(args, dest) is not None}
+    return LoopSettings(**given, seed=args.seed)
 
 
 def loop_options_given(args: argparse.Namespace) -> list[str]:
@@ -61,7 +67,7 @@ def loop_options_given(args: argparse.Namespace) -> list[str]:
     default = LoopSettings()
     given = [f"--{dest}" for dest in ("critic", "report") if getattr(args, dest) is not None]
     given += [f"--{dest.replace('_', '-')}" for dest, field in LOOP_FIELDS.items()
-              if getattr(args, dest) != getattr(default, field)]
+              if getattr(args, dest) not in (None, getattr(default, field))]
     return given
 
 

@@ -1,6 +1,6 @@
-"""The guidance formulas, written once: classifier-free guidance and Emotion-Director's
+"""The guidance formulas, written once: classifier-free guidance, Emotion-Director's
 three-branch guidance with a negative visual prompt (the inference counterpart of
-negative-visual DPO).
+negative-visual DPO), and InstructPix2Pix's image guidance.
 
     ε = ε_u + s·(ε_p − ε_u) + s_v·(ε_p − ε_nv)
 
@@ -47,3 +47,11 @@ def three_branch_guidance(positive: torch.Tensor, negative_visual: torch.Tensor 
             raise InvalidInputError(f"visual guidance {visual_scale} needs the negative visual branch")
         out = out + (positive - negative_visual) * visual_scale
     return out
+
+
+def image_guidance_combine(text: torch.Tensor, image: torch.Tensor, uncond: torch.Tensor, text_scale: float,
+                           image_scale: float) -> torch.Tensor:
+    """InstructPix2Pix's three-branch guidance (diffusers' ``StableDiffusionInstructPix2PixPipeline``):
+    ``ε_u + s_t·(ε_t − ε_i) + s_i·(ε_i − ε_u)`` with ε_t = instruction + image, ε_i = no instruction +
+    image, ε_u = neither."""
+    return uncond + text_scale * (text - image) + image_scale * (image - uncond)

@@ -19,6 +19,7 @@ import logging
 import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -50,16 +51,22 @@ def _need(shapes: dict, key: str, path: Path) -> tuple[int, ...]:
     return shapes[key]
 
 
-def unet_config(shapes: dict, path: Path) -> dict:
-    """UNet2DConditionModel config from LDM ``input_blocks`` (levels end at an ``op`` downsample)."""
+def text_to_image_only(in_channels: int, path: Path) -> None:
+    if in_channels != 4:
+        raise ModelFormatError(f"{path.name}: the UNet reads {in_channels} latent channels (inpainting or "
+                               "InstructPix2Pix); generate needs a text-to-image SD1.5 model with 4")
+
+
+def unet_config(shapes: dict, path: Path,
+                check_channels: Callable[[int, Path], None] = text_to_image_only) -> dict:
+    """UNet2DConditionModel config from LDM ``input_blocks`` (levels end at an ``op`` downsample);
+    ``check_channels(in_channels, path)`` refuses the input channel counts the caller cannot run."""
     conv_in = _need(shapes, f"{UNET}input_blocks.0.0.weight", path)
     in_channels = conv_in[1]
     if f"{UNET}label_emb.0.0.weight" in shapes:
         raise ModelFormatError(f"{path.name}: an SDXL checkpoint; load SDXL models as a diffusers folder "
                                "(generate runs SD1.5-family models)")
-    if in_channels != 4:
-        raise ModelFormatError(f"{path.name}: the UNet reads {in_channels} latent channels (inpainting or "
-                               "InstructPix2Pix); generate needs a text-to-image SD1.5 model with 4")
+    check_channels(in_channels, path)
     levels: list[list[tuple[int, int]]] = [[]]  # per level: (channels, transformer depth) of each res block
     block = 1
     while True:

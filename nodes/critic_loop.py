@@ -38,7 +38,7 @@ from emotion_core.critic_loop.settings import (
 from emotion_core.critic_loop.summary import pass_series, summary
 from emotion_core.direction import make_direction
 from emotion_core.errors import InvalidInputError
-from emotion_core.images import as_rgb_batch, crop_to_multiple
+from emotion_core.images import as_rgb_batch, crop_to_multiple, pil_resize
 
 from .common import CATEGORY, emotion_combo, run_critic
 from .conditioning import NO_ENCODER, cached_emotion_encoder, clip_text_encoder
@@ -74,6 +74,24 @@ def _initial_latent(vae, source, latent):
                 f"source_image is {source.shape[1]}x{source.shape[2]} but the latent decodes to {expected[0]}x{expected[1]}; "
                 "use the same size (or leave latent unconnected to encode the source)")
     return source, dict(latent)
+
+
+def _at_preset_size(vae, source, positive, negative, size: int):
+    """A preset that edits at ``size`` x ``size`` (EmoEditor: 224, as test.py): the source resized as
+    torchvision resizes a PIL image, VAE-encoded once; that encoding is where the first pass starts
+    and the InstructPix2Pix concat image of every conditioning entry that has one. Returns
+    ``(source, start latent, positive, negative)``."""
+    source = as_rgb_batch(source, "source_image")
+    if source.shape[0] != 1:
+        raise InvalidInputError(f"source_image must be one image, got a batch of {source.shape[0]}")
+    source = pil_resize(source, size, size)
+    encoded = vae.encode(source)
+
+    def with_concat(conditioning):
+        return [[t, {**extras, "concat_latent_image": encoded} if "concat_latent_image" in extras else extras]
+                for t, extras in conditioning]
+
+    return source, {"samples": encoded}, with_concat(positive), with_concat(negative)
 
 
 def _conditioning_update(positive, clip, encoder_name: str, needs_encoder: bool):
@@ -140,21 +158,28 @@ class EmotionCriticLoop(CheckedNode):
                                tooltip="and: SSIM in the window AND the target is the critic's top emotion (default). "
                                "or: either one (EmoEditor)."),
                 io.Int.Input("max_iterations", default=8, min=1, max=MAX_ITERATIONS_LIMIT,
-                             tooltip="Hard cap on passes, accepted or not."),
+                             tooltip="Hard cap on passes, accepted or not (EmoEditor mode too; it also stops once "
+                             "30 images are kept, as test.py)."),
                 io.Int.Input("candidates_per_iteration", default=1, min=1, max=MAX_CANDIDATES_LIMIT,
                              tooltip="Candidates sampled together as one batch per pass."),
                 io.Combo.Input("mode", options=list(PRESETS), default=CUSTOM,
-                               tooltip="custom: the values above. EmoEditor: the paper's settings (OR rule, SSIM "
-                               "[0.5, 0.8], confidence 0.6, denoise 0.70-0.98, 30 DDIM steps, cfg 1, one candidate, "
-                               "emotion-encoder conditioning); seed and max_iterations still apply."),
+                               tooltip="custom: the values above, at the source's size. EmoEditor: its test.py "
+                               "(OR rule, SSIM (0.5, 0.8), confidence 0.6, up to 30 kept images, denoise 0.70-0.98, "
+                               "30 DDIM steps, cfg 1, one candidate, emotion-encoder conditioning, later passes "
+                               "steered by the first edit's emotions) at 224x224: the source is resized to 224x224 "
+                               "and so are the outputs; nothing accepted returns the source. seed and "
+                               "max_iterations (a cap on all passes) still apply."),
                 EmotionDirectionType.Input("direction", optional=True,
                                            tooltip="Target as an Emotion Direction (blend and strength); replaces "
                                            "target_emotion. Its source part is re-estimated every pass."),
                 io.Image.Input("source_image", optional=True,
-                               tooltip="Image to edit (one). Cropped to the VAE's 8 px grid, encoded once."),
+                               tooltip="Image to edit (one). Cropped to the VAE's 8 px grid, encoded once "
+                               "(EmoEditor mode: resized to 224x224 instead)."),
                 io.Latent.Input("latent", optional=True,
                                 tooltip="Starting latent: an empty latent to generate, or the source's latent "
-                                "(then the source must be its size). Its noise mask is honoured."),
+                                "(then the source must be its size). Its noise mask is honoured. EmoEditor mode with "
+                                "a source image does not use it: passes start from the 224 px source's encoding, "
+                                "which also replaces the InstructPix2Pix concat image of the conditioning."),
                 io.Clip.Input("clip", optional=True,
                               tooltip="CLIP of the positive conditioning: the loop re-steers positive along the "
                               "updated direction every pass (training-free Emotion Conditioning)."),
@@ -164,7 +189,8 @@ class EmotionCriticLoop(CheckedNode):
                             "positive tokens every pass (keep InstructPix2Pix's concat image). Needed by EmoEditor mode."),
             ],
             outputs=[
-                io.Image.Output("best_image", display_name="best image", tooltip="The chosen candidate."),
+                io.Image.Output("best_image", display_name="best image",
+                                tooltip="The chosen candidate (EmoEditor mode: the 224 px source if none was accepted)."),
                 io.Latent.Output("best_latent", display_name="best latent", tooltip="Its latent."),
                 io.Image.Output("candidates", display_name="all candidates", tooltip="Every candidate, in order."),
                 io.String.Output("loop_report", display_name="report",
@@ -193,8 +219,12 @@ class EmotionCriticLoop(CheckedNode):
             steps, cfg = preset.sampler.steps, preset.sampler.cfg
             sampler_name, scheduler, spread = preset.sampler.sampler_name, preset.sampler.scheduler, preset.sampler.spread_steps
         target = direction if direction is not None else make_direction(target_emotion)
+        if preset is not None and preset.source_size is not None and source_image is not None:
+            source, start, positive, negative = _at_preset_size(vae, source_image, positive, negative,
+                                                                preset.source_size)
+        else:
+            source, start = _initial_latent(vae, source_image, latent)
         update = _conditioning_update(positive, clip, emotion_encoder, preset is not None and preset.needs_emotion_encoder)
-        source, start = _initial_latent(vae, source_image, latent)
         generate, finish = _sampler(model, vae, positive, negative, start, steps, cfg, sampler_name, scheduler, spread,
                                     settings.max_iterations)
         result = run_critic_loop(

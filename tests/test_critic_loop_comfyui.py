@@ -81,9 +81,16 @@ def test_loop_in_process_emoeditor_mode(loaded, comfy_models_dir):
         steps=4, cfg=5.0, sampler_name="euler", scheduler="normal", denoise_min=0.5, denoise_max=0.6, ssim_min=0.5,
         ssim_max=0.8, confidence=0.6, rule="and", max_iterations=1, candidates_per_iteration=3, mode="EmoEditor",
         source_image=source, emotion_encoder=TEST_FILES["emotion_encoder"].split("/", 1)[1])
-    report = json.loads(out.args[3])
-    assert report["passes"] == 1 and report["settings"]["rule"] == "or"
-    assert 0.7 <= report["iterations"][0]["denoise"] <= 0.98 and out.args[2].shape[0] == 1
+    best, best_latent, candidates, text = out.args
+    report = json.loads(text)
+    assert report["passes"] == 1 and report["settings"]["rule"] == "or" and report["settings"]["keep_limit"] == 30
+    assert 0.7 <= report["iterations"][0]["denoise"] <= 0.98
+    assert candidates.shape == (1, 224, 224, 3) and best.shape == (1, 224, 224, 3), "EmoEditor works at 224x224"
+    assert best_latent["samples"].shape == (1, 4, 28, 28)
+    if report["best"]["index"] is None:  # nothing accepted: the source, as EmoEditor returns it
+        from emotion_core.images import pil_resize
+
+        assert torch.equal(best, pil_resize(source, 224, 224))
 
 
 def test_loop_workflow_through_the_server(comfyui_server):

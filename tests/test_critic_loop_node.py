@@ -186,3 +186,79 @@ def test_emoeditor_mode_uses_the_paper_settings(node, critic, comfy_models_dir):
     assert all(0.7 <= e["denoise"] <= 0.98 for e in report["iterations"])
     assert len(seen) == 30 * report["passes"], "30 steps per pass, no CFG branch"
     assert seen[0].shape == (1, 77, 768) and not torch.equal(seen[0], positive[0][0]), "emotion-encoder tokens"
+
+
+def _never_target():
+    """A critic whose top-1 is always sadness: with the scene lost too, no pass is accepted."""
+    from emotion_core.critics.base import EmotionCritic
+    from emotion_core.taxonomy import EMOTIONS
+
+    class NeverTarget(EmotionCritic):
+        def __init__(self):
+            super().__init__(EMOTIONS)
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def preprocess(self, pixels):
+            return pixels
+
+        def logits(self, inputs):
+            return torch.tensor([[3.0 if e == "sadness" else 0.0 for e in EMOTIONS]]).expand(inputs.shape[0], -1)
+
+    return NeverTarget().eval()
+
+
+def _emoeditor_run(node, critic, monkeypatch, **overrides):
+    import comfy.sample
+
+    from emotion_core.testing.assets import TEST_FILES
+
+    seen = []
+    original = comfy.sample.sample
+
+    def spy(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, **kwargs):
+        seen.append((positive, negative, latent_image))
+        return original(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, **kwargs)
+
+    monkeypatch.setattr(comfy.sample, "sample", spy)
+    original_apply = TinyUnet.apply_model  # the tiny model reads 8-wide tokens: the encoder's 768 are cut
+    monkeypatch.setattr(TinyUnet, "apply_model",
+                        lambda self, x, t, c_crossattn=None, **kw: original_apply(self, x, t, c_crossattn=c_crossattn[..., :8], **kw))
+    concat = torch.zeros(1, 4, 4, 4)  # InstructPixToPixConditioning's, at the source's own size (32 px)
+    kwargs = dict(model=TinyModelPatcher(), positive=[[torch.zeros(1, 77, 768), {"concat_latent_image": concat}]],
+                  negative=[[torch.zeros(1, 77, 768), {"concat_latent_image": concat}]], mode="EmoEditor",
+                  emotion_encoder=TEST_FILES["emotion_encoder"].split("/", 1)[1], max_iterations=3,
+                  latent={"samples": torch.zeros(1, 4, 4, 4)})
+    kwargs.update(overrides)
+    return run(node, critic, **kwargs), seen
+
+
+def test_emoeditor_mode_edits_at_224_like_upstream(node, critic, comfy_models_dir, monkeypatch):
+    out, seen = _emoeditor_run(node, critic, monkeypatch, max_iterations=2)
+    best, best_latent, candidates, text = out.args
+    assert candidates.shape[1:] == (224, 224, 3) and best.shape == (1, 224, 224, 3)
+    assert best_latent["samples"].shape == (1, 4, 28, 28)
+    positive, negative, start = seen[0]
+    assert start.shape == (1, 4, 28, 28) and start.abs().sum() > 0, "the 224 px source's encoding, not the zero latent"
+    for conditioning in (positive, negative):
+        assert torch.equal(conditioning[0][1]["concat_latent_image"], start), "the concat image is the 224 px source's"
+    report = json.loads(text)
+    assert report["settings"]["keep_limit"] == 30 and report["settings"]["direction_from"] == "first_edit"
+
+
+def test_emoeditor_mode_returns_the_source_when_nothing_is_accepted(node, comfy_models_dir, monkeypatch):
+    from emotion_core.images import pil_resize
+
+    source = torch.rand(1, 40, 48, 3, generator=torch.Generator().manual_seed(3))
+    out, seen = _emoeditor_run(node, _never_target(), monkeypatch, source_image=source)
+    best, best_latent, candidates, text = out.args
+    report = json.loads(text)
+    assert report["passes"] == 3 and not any(c["accepted"] for it in report["iterations"] for c in it["candidates"])
+    assert report["best"]["pick"] == "fallback: nothing accepted; the source" and report["best"]["index"] is None
+    assert torch.equal(best, pil_resize(source, 224, 224)), "the source, as test.py resized it"
+    assert torch.equal(best_latent["samples"], seen[0][2]), "and its latent"
+    assert candidates.shape[0] == 3
+
+    custom, _ = _emoeditor_run(node, _never_target(), monkeypatch, source_image=source, mode="custom", latent=None,
+                               ssim_min=0.99, ssim_max=1.0)
+    assert custom.args[0].shape == (1, 40, 48, 3), "custom mode keeps the source's size (on the 8 px grid)"
+    assert json.loads(custom.args[3])["best"]["index"] is not None, "and returns a candidate"

@@ -17,7 +17,6 @@ from .arguments import positive_float, positive_int
 
 RESOLUTIONS = ("224", "native")
 INSTRUCTION_SCALE = 7.5  # edit's --cfg default, diffusers' InstructPix2Pix guidance_scale default
-EMOEDITOR_SIZE = 224  # test.py resizes the source to 224x224 and edits there
 # dest -> the value it has when not given; these options need --emoeditor
 EMOEDITOR_ONLY = {"unet": None, "vae": None, "encoder": None, "trust_pickle": False, "resolution": "224",
                   "image_guidance": None, "reestimate_direction": False, "max_passes": None}
@@ -83,6 +82,7 @@ def emoeditor_settings_of(args: argparse.Namespace):
 
 def run_emoeditor(args: argparse.Namespace):
     """``(LoopResult, {"procedure": "emoeditor", "resolution": ...})``."""
+    from ..critic_loop import EMOEDITOR_PRESET
     from ..critic_loop.settings import DENOISE_QUANTUM
     from ..direction import make_direction
     from ..images import crop_to_multiple, load_image, pil_resize
@@ -104,7 +104,8 @@ def run_emoeditor(args: argparse.Namespace):
     if args.resolution == "native":
         source = crop_to_multiple(source, model.scale_factor, args.image)
     else:
-        source = pil_resize(source, EMOEDITOR_SIZE, EMOEDITOR_SIZE)
+        size = EMOEDITOR_PRESET.source_size
+        source = pil_resize(source, size, size)
     encoder = load_emotion_encoder(args.encoder, device=args.device)
     critic = load_critic(args.critic, device=args.device)
     guidance = None if args.image_guidance is None else (args.cfg, args.image_guidance)

@@ -30,6 +30,7 @@ class Preset:
     loop: LoopSettings
     sampler: SamplerSettings
     needs_emotion_encoder: bool
+    source_size: int | None = None  # the side the source is resized to (square) before editing; None: as it is
 
     def settings(self, seed: int, max_iterations: int | None = None, **changes) -> LoopSettings:
         """The preset's loop settings with the run's seed, optionally another hard cap on
@@ -52,6 +53,7 @@ EMOEDITOR_PRESET = Preset(
                       keep_limit=EMOEDITOR_NUM_LOOP, direction_from="first_edit", pick="emoeditor"),
     sampler=SamplerSettings(steps=30, cfg=1.0, sampler_name="ddim", scheduler="ddim_uniform", spread_steps=True),
     needs_emotion_encoder=True,
+    source_size=224,  # test.py: Resize((224, 224)) of the source (PIL bilinear); every edit is 224x224
 )
 
 PRESETS: dict[str, Preset | None] = {CUSTOM: None, EMOEDITOR: EMOEDITOR_PRESET}

@@ -35,7 +35,9 @@ What the CLI builds on these, one module each: ``branches`` (the prompt, negativ
 negative-visual branches with their guidance), ``prompts.steer_prompt`` (the Emotion
 Conditioning formula on the pipeline's text embeddings), ``sizes`` (run sizes and init
 images), ``visual_files`` (visual prompts from image files) and ``critic_loop`` (the Emotion
-Critic Loop with one batched ``sample`` per pass).
+Critic Loop with one batched ``sample`` per pass, or EmoEditor's InstructPix2Pix pass).
+EmoEditor (``edit --emoeditor``): ``instruct_pix2pix`` (its pass, as its ip2p.py runs it) and
+``instruct_pix2pix_files`` (its UNet and VAE from the released or converted files).
 
 Heavy imports (diffusers, transformers) happen inside functions, so importing
 this package stays cheap.

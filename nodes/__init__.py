@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .example_inputs import install_example_inputs
 from .model_folders import register_model_folders
 
 
@@ -12,7 +13,9 @@ class EmotionDirectorExtension(ComfyExtension):
         register_model_folders()
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        register_model_folders()  # idempotent; combos need the folders before schemas are built
+        # ComfyUI (0.3.64) calls only this, not on_load: both steps are idempotent
+        register_model_folders()  # combos need the folders before schemas are built
+        install_example_inputs()  # the example workflows' Load Image pictures
         from . import (
             agent_rewriter,
             conditioning,

@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,13 @@ if COMFYUI_PATH:
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # before the first comfy.model_management import: no GPU here
+    import folder_paths
+
+    # the pack copies its example pictures into ComfyUI's input folder when it lists its nodes (tests
+    # and tools/ alike): a temp folder, so the checkout is never written to
+    _comfy_input = tempfile.mkdtemp(prefix="emotion_director_comfy_input_")
+    atexit.register(shutil.rmtree, _comfy_input, ignore_errors=True)
+    folder_paths.set_input_directory(_comfy_input)
 else:
     sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -88,6 +98,27 @@ def tiny_emoeditor_files(tmp_path_factory) -> dict:
     from helpers.emoeditor_tiny import write_tiny_emoeditor_files
 
     return write_tiny_emoeditor_files(tmp_path_factory.mktemp("tiny_emoeditor"))
+
+
+@pytest.fixture(scope="session")
+def emoeditor_converted_files(emoeditor_release_files) -> dict:
+    """The README's "Reproduce EmoEditor" convert commands, run as written on the released-layout
+    test files (their models/ tree stands for ComfyUI/models/); converted role -> path."""
+    import shlex
+
+    from emotion_core.cli import main
+    from emotion_core.testing.assets import TEST_FILES
+    from emotion_core.testing.emoeditor_assets import CONVERTED_ROLES
+
+    models = emoeditor_release_files["emoeditor_release_ip2p"].parents[1]
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Reproduce EmoEditor", 1)[1].split("\n## ", 1)[0]
+    commands = [line for line in section.splitlines() if line.startswith("emotion-director convert ")]
+    assert len(commands) == 3, commands
+    for line in commands:
+        argv = [arg.replace("ComfyUI/models/", f"{models}/") for arg in shlex.split(line)[1:]]
+        argv[1] = str(models / "emoeditor" / argv[1])  # the downloaded file
+        assert main(argv) == 0, line
+    return {role: models / TEST_FILES[role] for role in CONVERTED_ROLES}
 
 
 @pytest.fixture(scope="session")

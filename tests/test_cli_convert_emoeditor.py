@@ -2,6 +2,7 @@
 from the keys, the UNet and VAE come out in the LDM layout and compute what diffusers
 computes on the same weights, anything else is named, an interrupt leaves nothing."""
 
+import filecmp
 import json
 
 import pytest
@@ -26,17 +27,10 @@ def run(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def converted(emoeditor_release_files, tmp_path_factory):
-    """The three released files converted as the README says (role -> written path)."""
-    out = tmp_path_factory.mktemp("converted")
-    files = emoeditor_release_files
-    paths = {"unet": out / "emoeditor_ip2p_unet.safetensors", "vae": out / "emoeditor_vae.safetensors",
-             "encoder": out / "emoeditor_encoder.safetensors", "predictor": out / "emoeditor_predictor.safetensors"}
-    for argv in ([files["emoeditor_release_ip2p"], paths["unet"], "--vae-out", paths["vae"], "--trust-pickle"],
-                 [files["emoeditor_release_encoder"], paths["encoder"]],
-                 [files["emoeditor_release_predictor"], paths["predictor"]]):
-        assert main(["convert", *map(str, argv)]) == 0
-    return paths
+def converted(emoeditor_converted_files):
+    """The README's convert commands' outputs, by short name."""
+    return {name: emoeditor_converted_files[f"emoeditor_{role}"]
+            for name, role in (("unet", "unet"), ("vae", "vae"), ("encoder", "encoder"), ("predictor", "critic"))}
 
 
 def test_released_files_are_recognised_from_their_keys(converted):
@@ -56,6 +50,22 @@ def test_converted_files_keep_fp16_and_use_ldm_names(converted):
     assert not any(k.startswith(("unet.", "auto_encoder.", "model.diffusion_model.")) for k in unet)
     assert "encoder.down.0.block.0.conv1.weight" in vae and "decoder.mid.attn_1.q.weight" in vae
     assert {t.dtype for t in (*unet.values(), *vae.values())} == {torch.float16}
+
+
+def test_make_test_models_converts_as_the_readme_says(converted, emoeditor_release_files, tmp_path):
+    """``convert_emoeditor_release`` (what make-test-models and the ComfyUI tests use) writes the
+    same bytes as the README's commands."""
+    from emotion_core.testing.assets import TEST_FILES
+    from emotion_core.testing.emoeditor_assets import convert_emoeditor_release
+
+    models = tmp_path / "models"
+    for role, path in emoeditor_release_files.items():
+        (models / TEST_FILES[role]).parent.mkdir(parents=True, exist_ok=True)
+        (models / TEST_FILES[role]).symlink_to(path)
+    written = convert_emoeditor_release(models, TEST_FILES)
+    readme = {"emoeditor_unet": "unet", "emoeditor_vae": "vae", "emoeditor_encoder": "encoder", "emoeditor_critic": "predictor"}
+    assert written.keys() == readme.keys()
+    assert all(filecmp.cmp(written[role], converted[name], shallow=False) for role, name in readme.items())
 
 
 def test_converted_encoder_and_predictor_load(converted, emoeditor_release_files):

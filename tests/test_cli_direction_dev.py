@@ -7,7 +7,7 @@ from PIL import Image
 from emotion_core.cli import main
 from emotion_core.taxonomy import EMOTIONS
 from emotion_core.testing.assets import CHECKPOINT_ROLES, TEST_FILES
-from emotion_core.testing.emoeditor_assets import RELEASE_ROLES
+from emotion_core.testing.emoeditor_assets import CONVERTED_ROLES, RELEASE_ROLES
 
 
 def run(capsys, *argv):
@@ -55,7 +55,7 @@ def test_make_test_models_writes_every_format(capsys, tmp_path):
     assert code == 0
     files = json.loads(out)["files"]
     for role, rel in TEST_FILES.items():
-        if role in CHECKPOINT_ROLES + RELEASE_ROLES:
+        if role in CHECKPOINT_ROLES + RELEASE_ROLES + CONVERTED_ROLES:
             assert role not in files  # only with --with-checkpoint / --with-emoeditor-release
             continue
         assert (tmp_path / "models" / rel).is_file(), role

@@ -49,9 +49,12 @@ SHRINK = {
     # tiny CLIP critic stands in for it, through the same loader and critic interface
     "EmotionCriticLoader": {"critic_name": "test_clip_b32_zero_shot.safetensors"},
 }
+# emoeditor_edit loads EmoEditor's converted release files (make-test-models --with-emoeditor-release,
+# ~1 GB); the encoder test file has the same layout
+SAME_LAYOUT_FILES = {"emoeditor_encoder.safetensors": "test_emoeditor_encoder.safetensors"}
 # Loader outputs are cached as ComfyUI's executor caches nodes whose inputs did not change
 # (every other node runs on every execution).
-LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "EmotionCriticLoader", "VisualPromptAdapterLoader"}
+LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "VAELoader", "EmotionCriticLoader", "VisualPromptAdapterLoader"}
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows" / "api").glob("*.json"))
 
 
@@ -93,6 +96,12 @@ class Core:
 
     def UNETLoader(self, unet_name, weight_dtype):
         return (self.ip2p_model,)
+
+    def VAELoader(self, vae_name):
+        return (self.vae,)
+
+    def ConditioningZeroOut(self, conditioning):
+        return ([[torch.zeros_like(t), dict(extras)] for t, extras in conditioning],)
 
     def LoadImage(self, image):
         return self.image, torch.zeros(64, 64)
@@ -138,6 +147,7 @@ def execute_graph(api: dict, pack_nodes: dict, core: Core) -> dict:
                 continue
             inputs.update({k: outputs[source][index] for k, (source, index) in links.items()})
             inputs.update(SHRINK.get(entry["class_type"], {}))
+            inputs.update({k: SAME_LAYOUT_FILES[v] for k, v in inputs.items() if isinstance(v, str) and v in SAME_LAYOUT_FILES})
             kind = entry["class_type"]
             key = (kind, json.dumps(inputs, sort_keys=True)) if kind in LOADERS else None
             if kind in LOADERS and key in core.loaded:

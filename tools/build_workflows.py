@@ -29,9 +29,10 @@ CORE_FILE_INPUTS = {
     "CLIPVisionLoader": {"clip_name": "clip_vision"},
     "LoadImage": {"image": "input"},
     "UNETLoader": {"unet_name": "diffusion_models"},
+    "VAELoader": {"vae_name": "vae"},
 }
 CHECKPOINT = "test_sd15_tiny.safetensors"
-EXAMPLE_IMAGE = "harbour.png"  # web/examples/harbour.png, copied into ComfyUI's input/ by the tests
+EXAMPLE_IMAGE = "harbour.png"  # web/examples/harbour.png; the pack puts it into ComfyUI's input/ (nodes/example_inputs.py)
 PROMPT = "a lighthouse on a cliff above the sea at dusk, wide shot"
 NEGATIVE = "blurry, low quality, text, watermark"
 # Room the web extension's emotion wheel / charts take below a node's widgets.
@@ -171,18 +172,19 @@ def emoeditor_edit() -> Graph:
     InstructPix2Pix edits judged by the critic (EmoEditor mode)."""
     g = Graph()
     image = g.add("LoadImage", image=EXAMPLE_IMAGE)
-    critic = g.add("EmotionCriticLoader", critic_name=_file("critic_emoeditor"))
+    critic = g.add("EmotionCriticLoader", title="EmoEditor emotion predictor", critic_name=_file("emoeditor_critic"))
     direction = g.add("EmotionDirection", target_emotion="contentment", strength=1.0, blend="",
                       source_image=(image, 0), critic=(critic, 0))
-    ckpt = g.add("CheckpointLoaderSimple", title="CLIP + VAE", ckpt_name=CHECKPOINT)
-    unet = g.add("UNETLoader", title="EmoEditor InstructPix2Pix UNet", unet_name=_file("unet_ip2p"),
+    unet = g.add("UNETLoader", title="EmoEditor InstructPix2Pix UNet", unet_name=_file("emoeditor_unet"),
                  weight_dtype="default")
-    encoder = _file("emotion_encoder")
+    vae = g.add("VAELoader", title="EmoEditor VAE", vae_name=_file("emoeditor_vae"))
+    encoder = _file("emoeditor_encoder")
     emotion = g.add("EmotionConditioning", direction=(direction, 0), emotion_encoder=encoder)
-    empty = g.add("CLIPTextEncode", title="Empty prompt", text="", clip=(ckpt, 1))
-    ip2p = g.add("InstructPixToPixConditioning", positive=(emotion, 0), negative=(empty, 0), vae=(ckpt, 2),
+    # EmoEditor runs without classifier-free guidance (cfg 1): the negative is never evaluated
+    unused = g.add("ConditioningZeroOut", title="Negative (unused at cfg 1)", conditioning=(emotion, 0))
+    ip2p = g.add("InstructPixToPixConditioning", positive=(emotion, 0), negative=(unused, 0), vae=(vae, 0),
                  pixels=(image, 0))
-    loop = g.add("EmotionCriticLoop", model=(unet, 0), positive=(ip2p, 0), negative=(ip2p, 1), vae=(ckpt, 2),
+    loop = g.add("EmotionCriticLoop", model=(unet, 0), positive=(ip2p, 0), negative=(ip2p, 1), vae=(vae, 0),
                  critic=(critic, 0), target_emotion="contentment", denoise_min=0.7, denoise_max=0.98,
                  ssim_min=0.5, ssim_max=0.8, confidence=0.6, rule="or", max_iterations=10,
                  candidates_per_iteration=1, mode="EmoEditor", direction=(direction, 0), source_image=(image, 0),

@@ -28,7 +28,7 @@ class InputSpec:
     type: str  # "COMBO" for combos
     widget: bool
     optional: bool = False
-    options: tuple | None = None  # combo values; None when the list is a folder listing
+    options: tuple | None = None  # combo values; None when the list is a core node's folder listing
     folder: str | None = None  # model/input folder a file combo lists
     min: float | None = None
     max: float | None = None
@@ -100,8 +100,11 @@ def spec_from_schema(schema, folders: Mapping[str, str] | None = None) -> NodeSp
             widget = kind in VALUE_TYPES and not getattr(inp, "force_input", None)
             control = bool(getattr(inp, "control_after_generate", None))
             upload = getattr(inp, "upload", None) is not None
-            folder = folders.get(inp.id)
-            inputs.append(InputSpec(inp.id, kind, widget, group_optional, None if folder else options, folder,
+            # a pack model combo (nodes/model_folders.model_combo) names its folder: its files are
+            # checked against the test assets, its fixed entries ("none") against its options
+            folder = folders.get(inp.id) or getattr(inp, "model_folder", None)
+            options = None if inp.id in folders else options
+            inputs.append(InputSpec(inp.id, kind, widget, group_optional, options, folder,
                                     getattr(inp, "min", None), getattr(inp, "max", None), control, upload))
     outputs = [out.io_type for out in schema.outputs or []]
     names = [out.display_name or out.io_type for out in schema.outputs or []]
@@ -224,7 +227,7 @@ def check_ui(ui: Mapping, specs: Mapping[str, NodeSpec], files: Mapping[str, set
 
 def _check_value(spec: InputSpec, value: Any, files: Mapping[str, set[str]]) -> str | None:
     if spec.folder is not None:
-        allowed = files.get(spec.folder, set())
+        allowed = files.get(spec.folder, set()) | set(spec.options or ())
         return None if isinstance(value, str) and value in allowed else f"{value!r} is not a file the test assets provide in {spec.folder}/"
     if spec.type == "COMBO":
         return None if spec.options is None or value in spec.options else f"{value!r} is not one of {list(spec.options)}"

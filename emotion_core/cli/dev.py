@@ -25,7 +25,8 @@ def register(commands) -> None:
                       "diffusers/test_sd15_tiny, for `generate`")
     make.add_argument("--with-emoeditor-release", action="store_true",
                       help="also write EmoEditor's three released files in upstream's layouts (torch.save'd, "
-                      "model_ip2p.pt fp16) to emoeditor/, as a user downloads them before `convert` (~0.5 GB)")
+                      "model_ip2p.pt fp16) to emoeditor/, as a user downloads them, and convert them as the README "
+                      "says into the files the emoeditor_edit workflow loads (~1 GB)")
     make.add_argument("--seed", type=seed_int, default=0)
     add_json_flag(make)
     make.set_defaults(handler=make_test_models)

@@ -20,23 +20,28 @@ TEST_FILES: dict[str, str] = {
     "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors",
     "bank": "emotion_banks/test_emotion_bank.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
-    "unet_ip2p": "diffusion_models/test_sd15_ip2p_unet.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
     # EmoEditor's three released files as a user downloads them (upstream's names and layouts),
-    # before `convert`; written only with ``with_emoeditor_release``.
+    # and what the README's convert commands make of them (the emoeditor_edit workflow's
+    # files); written only with ``with_emoeditor_release``.
     "emoeditor_release_ip2p": "emoeditor/model_ip2p.pt",
     "emoeditor_release_encoder": "emoeditor/model_emoenc.pt",
     "emoeditor_release_predictor": "emoeditor/emo_predictor.pt",
+    "emoeditor_unet": "diffusion_models/emoeditor_ip2p_unet.safetensors",
+    "emoeditor_vae": "vae/emoeditor_vae.safetensors",
+    "emoeditor_encoder": "emotion_encoder/emoeditor_encoder.safetensors",
+    "emoeditor_critic": "emotion_critic/emoeditor_predictor.safetensors",
 }
 # Written only with ``with_checkpoint`` (large: full-size SD1.5 text encoder/VAE, ViT-H).
-CHECKPOINT_ROLES = ("checkpoint", "unet_ip2p", "clip_vision")
+CHECKPOINT_ROLES = ("checkpoint", "clip_vision")
 
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
                      with_diffusers: bool = False, with_emoeditor_release: bool = False) -> dict[str, Path]:
     """Write the tiny models; returns role -> written path. Deterministic for a seed.
     ``with_diffusers`` adds the tiny diffusers pipeline (``diffusers_assets``; imports diffusers);
-    ``with_emoeditor_release`` EmoEditor's three released files (``emoeditor_assets``, ~0.5 GB)."""
+    ``with_emoeditor_release`` EmoEditor's three released files and their conversions
+    (``emoeditor_assets``, ~1 GB)."""
     from .adapter_assets import write_test_adapters
     from .bank_assets import write_test_bank
     from .critic_assets import write_test_critics
@@ -58,9 +63,10 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
         pipeline = write_tiny_sd_pipeline(models_dir / PIPELINE_DIR, seed=seed)
         written.update({f"diffusers_{role}": path for role, path in pipeline.items()})
     if with_emoeditor_release:
-        from .emoeditor_assets import write_emoeditor_release
+        from .emoeditor_assets import convert_emoeditor_release, write_emoeditor_release
 
         written.update(write_emoeditor_release(models_dir, TEST_FILES, seed=seed))
+        written.update(convert_emoeditor_release(models_dir, TEST_FILES))
     for role, path in written.items():
         log.info("wrote %s: %s", role, path)
     return written

@@ -137,13 +137,11 @@ def _unet_transformer(s: _Shapes, p: str, channels: int) -> None:
     s.conv(f"{p}proj_out", channels, channels, 1)
 
 
-def _unet(s: _Shapes, p: str = "model.diffusion_model.", in_channels: int = 4) -> None:
-    """``in_channels=8`` is the InstructPix2Pix variant (latent + source image latent), as
-    EmoEditor's UNet; ComfyUI detects it from ``input_blocks.0.0.weight``."""
+def _unet(s: _Shapes, p: str = "model.diffusion_model.") -> None:
     mc = UNET_MODEL_CHANNELS
     s.linear(f"{p}time_embed.0", 4 * mc, mc)
     s.linear(f"{p}time_embed.2", 4 * mc, 4 * mc)
-    s.conv(f"{p}input_blocks.0.0", mc, in_channels, 3)
+    s.conv(f"{p}input_blocks.0.0", mc, 4, 3)
     skip_channels = [mc]
     ch, block = mc, 1
     for level, mult in enumerate(UNET_CHANNEL_MULT):
@@ -267,9 +265,9 @@ def _write(role: str, shapes: _Shapes, path: Path, seed: int, layout: str) -> Pa
 
 
 def write_test_checkpoint(models_dir: str | Path, names: Mapping[str, str], seed: int = 0) -> dict[str, Path]:
-    """Write the SD1.5 checkpoint, the ViT-H CLIP-vision file and an InstructPix2Pix UNet
-    (8 input channels, UNet only, for ComfyUI's UNETLoader) under ``models_dir`` at
-    ``names["checkpoint"]`` / ``names["clip_vision"]`` / ``names["unet_ip2p"]``; returns role -> path."""
+    """Write the SD1.5 checkpoint and the ViT-H CLIP-vision file under ``models_dir`` at
+    ``names["checkpoint"]`` / ``names["clip_vision"]``; returns role -> path. (EmoEditor's
+    InstructPix2Pix UNet comes from ``emoeditor_assets``, converted as a user converts it.)"""
     models_dir = Path(models_dir)
     checkpoint = _Shapes()
     _unet(checkpoint)
@@ -277,10 +275,7 @@ def write_test_checkpoint(models_dir: str | Path, names: Mapping[str, str], seed
     _clip_text(checkpoint)
     vision = _Shapes()
     _clip_vision_h(vision)
-    ip2p = _Shapes()
-    _unet(ip2p, p="", in_channels=8)
     return {
         "checkpoint": _write("checkpoint", checkpoint, models_dir / names["checkpoint"], seed, "sd15-ldm"),
-        "unet_ip2p": _write("unet_ip2p", ip2p, models_dir / names["unet_ip2p"], seed, "sd15-ip2p-unet-ldm"),
         "clip_vision": _write("clip_vision", vision, models_dir / names["clip_vision"], seed, "clip-vision-vit-h14-hf"),
     }

@@ -13,6 +13,8 @@ takes with the real downloads (convert, then ComfyUI or the CLI).
 - ``model_emoenc.pt``: fp32 (upstream never halves the encoder), ``fc.0/2/4/6``.
 - ``emo_predictor.pt``: fp32 torchvision ResNet-18 with ``fc`` 512 -> 8, batch-norm
   buffers included.
+
+``convert_emoeditor_release`` then converts them as the README tells a user to.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from ..emotion_encoder import expected_shapes as encoder_shapes
 from ..pipeline.sd15_configs import NORM_GROUPS, UNET_HEADS
 
 RELEASE_ROLES = ("emoeditor_release_ip2p", "emoeditor_release_encoder", "emoeditor_release_predictor")
+# What the README's "Reproduce EmoEditor" convert commands make of them: the files the
+# emoeditor_edit workflow loads.
+CONVERTED_ROLES = ("emoeditor_unet", "emoeditor_vae", "emoeditor_encoder", "emoeditor_critic")
 UNET_CONFIG = {
     "sample_size": 64, "in_channels": 8, "out_channels": 4, "block_out_channels": (320, 320), "layers_per_block": 1,
     "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -103,3 +108,17 @@ def write_emoeditor_release(models_dir: str | Path, names: Mapping[str, str], se
         encoder: _torch_save(_encoder_state(seed), models_dir / names[encoder]),
         predictor: _torch_save(_predictor_state(seed), models_dir / names[predictor]),
     }
+
+
+def convert_emoeditor_release(models_dir: str | Path, names: Mapping[str, str]) -> dict[str, Path]:
+    """Convert the three files (``RELEASE_ROLES``) to ``CONVERTED_ROLES`` under ``models_dir``,
+    as the README's ``emotion-director convert`` commands do; role -> path."""
+    from ..conversion import convert_weights
+
+    models_dir = Path(models_dir)
+    ip2p, encoder, predictor = (models_dir / names[role] for role in RELEASE_ROLES)
+    unet, vae, encoder_out, critic = (models_dir / names[role] for role in CONVERTED_ROLES)
+    convert_weights(ip2p, unet, {"converted_from": ip2p.name}, vae_out=vae)
+    convert_weights(encoder, encoder_out, {"converted_from": encoder.name})
+    convert_weights(predictor, critic, {"converted_from": predictor.name})
+    return dict(zip(CONVERTED_ROLES, (unet, vae, encoder_out, critic)))

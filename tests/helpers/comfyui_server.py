@@ -45,11 +45,13 @@ def _free_port() -> int:
 
 
 def prepare_base_dir(base_dir: Path) -> None:
-    """Lay out a ComfyUI base directory: test models + this repository as a custom node."""
+    """Lay out a ComfyUI base directory: test models (EmoEditor's released files converted as the
+    README says, too) + this repository as a custom node; input/ starts empty (the pack puts its
+    example picture there)."""
     from emotion_core.testing.assets import make_test_models
 
     start = time.perf_counter()
-    make_test_models(base_dir / "models", with_checkpoint=True)
+    make_test_models(base_dir / "models", with_checkpoint=True, with_emoeditor_release=True)
     log.info("test models written in %.1f s", time.perf_counter() - start)
     for name in ("custom_nodes", "input", "output", "temp", "user"):
         (base_dir / name).mkdir(parents=True, exist_ok=True)

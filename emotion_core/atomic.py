@@ -10,7 +10,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 # os.link errors that mean "this file system has no hard links", not "the name is taken"
 NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
@@ -27,6 +27,21 @@ def temp_beside(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def all_or_nothing(created: list[Path], failed: Callable[[], str]) -> Iterator[None]:
+    """A group of files written whole or not at all: if the block fails (full disk, read-only
+    folder, interrupt), the files it appended to ``created`` are removed, and an ``OSError`` is
+    raised again as "cannot <failed()>: <reason>" so the message names what was being written."""
+    try:
+        yield
+    except BaseException as exc:
+        for path in created:
+            Path(path).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OSError(f"cannot {failed()}: {exc}") from exc
+        raise
 
 
 def link_new(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

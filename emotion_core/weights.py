@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import temp_beside
+from .atomic import all_or_nothing, temp_beside
 from .errors import ModelFormatError, UnsafeCheckpointError
 
 log = logging.getLogger(__name__)
@@ -146,16 +146,10 @@ def save_safetensors_files(files: Sequence[tuple[Mapping[str, torch.Tensor], str
                 raise OSError(f"cannot write {path}: {exc}") from exc
             staged.append(tmp)
         renamed: list[Path] = []
-        try:
+        with all_or_nothing(renamed, lambda: f"write {paths[len(renamed)]}"):
             for tmp, path in zip(staged, paths):
                 os.replace(tmp, path)
                 renamed.append(path)
-        except BaseException as exc:
-            for path in renamed:
-                path.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise OSError(f"cannot write {paths[len(renamed)]}: {exc}") from exc
-            raise
     return paths
 
 

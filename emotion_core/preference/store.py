@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..atomic import link_new, temp_beside
+from ..atomic import all_or_nothing, link_new, temp_beside
 from ..errors import InvalidInputError
 from ..taxonomy import parse_emotion
 from ..weights import save_safetensors
@@ -110,7 +110,7 @@ class PreferenceStore:
         images.mkdir(parents=True, exist_ok=True)
         number = self._next_id()
         created: list[Path] = []  # this pair's files (its id is ours alone: os.link claimed it)
-        try:
+        with all_or_nothing(created, lambda: f"save a preference pair in {self.root}"):
             while True:
                 pair_id = f"{number:06d}"
                 chosen_path = images / f"{pair_id}_chosen.png"
@@ -128,12 +128,6 @@ class PreferenceStore:
                                   extra={"created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                                       timespec="seconds"), **(extra or {})})
             self._append(pair.to_json(self.root))
-        except BaseException as exc:  # a pair is saved whole or not at all (full disk, read-only folder, interrupt)
-            for path in created:
-                path.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise OSError(f"cannot save a preference pair in {self.root}: {exc}") from exc
-            raise
         return pair
 
     def _save_tokens(self, pair_id: str, positive, negative) -> tuple[VisualPromptRef | None, VisualPromptRef | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any, Iterable
 
@@ -25,11 +26,24 @@ def _as_text(obj: Any) -> str:
     return str(obj)
 
 
+def _strict_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as null: JSON has no such numbers, and a reader that
+    follows the standard would reject the whole line (e.g. ESMI's S_emo is NaN when the
+    source's target probability underflows, as in EmoEditor's own metric)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {key: _strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(value) for value in obj]
+    return obj
+
+
 def emit(result: Any, as_json: bool) -> int:
     """Print each object as it comes (so batches stream); return the exit code."""
     for obj in _lines(result):
         if as_json:
-            sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
+            sys.stdout.write(json.dumps(_strict_json(obj), sort_keys=False, allow_nan=False) + "\n")
         else:
             sys.stdout.write(_as_text(obj) + "\n")
         sys.stdout.flush()

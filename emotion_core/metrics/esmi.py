@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..critics.base import EmotionCritic
@@ -126,9 +125,7 @@ def prepare_source(critic: EmotionCritic, source: EsmiImage) -> EsmiSource:
     pixels = esmi_pixels(source, "ESMI source image")
     image = _predictor_input(pixels[None])
     distribution = critic.predict(image)[0]
-    cam = gradcam(critic, image)
-    if cam.shape[-2:] != (ESMI_SIZE, ESMI_SIZE):  # a critic whose input is not 224
-        cam = F.interpolate(cam.unsqueeze(1), size=(ESMI_SIZE, ESMI_SIZE), mode="bilinear", align_corners=False)[:, 0]
+    cam = gradcam(critic, image, size=(ESMI_SIZE, ESMI_SIZE))  # the ESMI grid, whatever the critic's input size
     return EsmiSource(pixels, distribution, cam[0] > REGION_THRESHOLD)
 
 

@@ -74,9 +74,11 @@ def _layer_output(output):
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
-def gradcam(critic: EmotionCritic, images: torch.Tensor, layer: nn.Module | None = None) -> torch.Tensor:
-    """GradCAM maps ``[B,S,S]`` in [0,1] for IMAGE ``[B,H,W,C]``, at the critic's input size ``S``,
-    for the class each image is predicted as."""
+def gradcam(critic: EmotionCritic, images: torch.Tensor, layer: nn.Module | None = None,
+            size: tuple[int, int] | None = None) -> torch.Tensor:
+    """GradCAM maps ``[B,h,w]`` in [0,1] for IMAGE ``[B,H,W,C]``, for the class each image is
+    predicted as; upsampled to ``size`` (default: the critic's input size) before the final
+    ReLU and scaling, as pytorch-grad-cam scales to its target size."""
     layer = gradcam_layer(critic) if layer is None else layer
     pixels = to_nchw(images, "GradCAM image").to(critic.device, critic.dtype)
     captured: list[torch.Tensor] = []
@@ -101,7 +103,7 @@ def gradcam(critic: EmotionCritic, images: torch.Tensor, layer: nn.Module | None
     grads = as_spatial(grads.float())
     weights = grads.mean(dim=(2, 3), keepdim=True)
     cam = _min_max(F.relu((weights * acts).sum(dim=1)))
-    cam = F.interpolate(cam.unsqueeze(1), size=inputs.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    cam = F.interpolate(cam.unsqueeze(1), size=size or inputs.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return _min_max(F.relu(cam)).cpu()
 
 

@@ -64,9 +64,11 @@ def resize_shorter_center_crop(pixels: torch.Tensor, size: int, mode: str = "bic
     return resized[..., top : top + size, left : left + size].clamp(0.0, 1.0)
 
 
-def resize_exact(pixels: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
-    """Resize ``[B,3,H,W]`` to ``size x size`` ignoring aspect (torchvision ``Resize((s, s))``)."""
-    return F.interpolate(pixels, size=(size, size), mode=mode, align_corners=False, antialias=True).clamp(0.0, 1.0)
+def resize_exact(pixels: torch.Tensor, size: int | tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``[B,C,H,W]`` to ``size`` (``s`` for ``s x s``, or ``(h, w)``) ignoring aspect
+    (torchvision ``Resize((h, w))``), antialiased, clamped to 0..1."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return F.interpolate(pixels, size=size, mode=mode, align_corners=False, antialias=True).clamp(0.0, 1.0)
 
 
 def crop_to_multiple(images: torch.Tensor, multiple: int, name: str = "image") -> torch.Tensor:
@@ -81,10 +83,8 @@ def crop_to_multiple(images: torch.Tensor, multiple: int, name: str = "image") -
 
 
 def resize_image(images: torch.Tensor, height: int, width: int, mode: str = "bicubic") -> torch.Tensor:
-    """IMAGE ``[B,H,W,C]`` resized to ``height x width`` (antialiased, clamped to 0..1)."""
-    pixels = F.interpolate(images.permute(0, 3, 1, 2), size=(height, width), mode=mode, align_corners=False,
-                           antialias=True)
-    return pixels.clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous()
+    """IMAGE ``[B,H,W,C]`` resized to ``height x width`` (``resize_exact`` on the channels-first view)."""
+    return resize_exact(images.permute(0, 3, 1, 2), (height, width), mode).permute(0, 2, 3, 1).contiguous()
 
 
 def pil_resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -118,13 +118,12 @@ def edit_pass(model: InstructPix2Pix, tokens: torch.Tensor, image: torch.Tensor,
     latents = scheduler.add_noise(latents, noise.to(latents.device), scheduler.timesteps[:1])
     tokens = tokens.to(model.device, model.dtype)
     if guidance is None:
-        image_latents, context = source_latents, tokens
+        branches, image_latents, context = 1, source_latents, tokens
     else:
         uncond = guidance.uncond_tokens.to(model.device, model.dtype)
         image_latents = torch.cat([source_latents, source_latents, torch.zeros_like(source_latents)])
-        context = torch.cat([tokens, uncond, uncond])
+        branches, context = 3, torch.cat([tokens, uncond, uncond])
     for t in scheduler.timesteps:
-        branches = 1 if guidance is None else 3
         model_in = torch.cat([torch.cat([latents] * branches), image_latents], dim=1)
         out = unet(model_in, t, encoder_hidden_states=context).sample
         if guidance is not None:

@@ -26,10 +26,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VisualSource:
-    """Fixed tokens ``[T, D]`` or image paths to encode."""
+    """One branch's visual prompt, exactly one of:
+
+    - ``tokens [T, cross_dim]``: fixed image tokens (recorded by the collector node);
+    - ``embeds``: image-encoder features the adapter's projection turns into tokens, so the
+      projection trains too. ``[N, D]`` pooled ``image_embeds`` for base adapters, ``[N, T, D]``
+      CLIP vision hidden states for plus (Resampler) adapters: the prompt bank's cluster centres;
+    - ``images``: image paths to encode with the CLIP vision model.
+    """
 
     tokens: torch.Tensor | None = None
     images: tuple = ()
+    embeds: torch.Tensor | None = None
+
+    @property
+    def needs_encoder(self) -> bool:
+        return self.tokens is None and self.embeds is None
 
 
 def _source(ref: VisualPromptRef | None, own_image, cross_dim: int) -> VisualSource:
@@ -54,7 +66,7 @@ class Example:
 
     @property
     def needs_encoder(self) -> bool:
-        return self.positive.tokens is None or self.negative.tokens is None
+        return self.positive.needs_encoder or self.negative.needs_encoder
 
 
 def prepare_examples(pairs: Sequence[PreferencePair], cross_dim: int) -> tuple[list[Example], list[tuple[str, str]]]:

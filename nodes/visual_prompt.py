@@ -94,10 +94,11 @@ class VisualPromptInjector(CheckedNode):
                                tooltip="Strength of the visual prompt: 0 = off, 1 = as trained, above 1 = the image "
                                "dominates the text."),
                 io.String.Input("weight_schedule", default="uniform",
-                                tooltip="How the strength spreads over the UNet: 'uniform'; 'style' (up blocks "
-                                "strongest: take mood and finish, keep your layout); 'composition' (down/middle "
-                                "strongest); 'down,middle,up' multipliers such as '0.2,0.5,1'; or one multiplier per "
-                                "cross-attention layer."),
+                                tooltip="How the strength spreads over the UNet: 'uniform'; 'style' and "
+                                "'composition' as in IPAdapter_plus (SDXL: style = the first up block's second "
+                                "attention, composition = the last down block's second attention; SD1.5: "
+                                "IPAdapter_plus's tables, see the help page); 'down,middle,up' multipliers such as "
+                                "'0.2,0.5,1'; or one multiplier per cross-attention layer."),
                 io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Sampling progress at which the visual prompt starts acting (0 = first step)."),
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,

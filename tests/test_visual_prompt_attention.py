@@ -157,8 +157,9 @@ def test_layer_weights_schedules():
     sites = [AttnSite("input", 1, 0, 32, 768), AttnSite("output", 3, 0, 32, 768), AttnSite("middle", 0, 0, 64, 768),
              AttnSite("input", 2, 0, 32, 768)]
     assert layer_weights("uniform", sites, 0.8) == [0.8] * 4
-    assert layer_weights("Style", sites, 1.0) == [0.25, 1.0, 0.5, 0.25]
-    assert layer_weights("composition", sites, 2.0) == [2.0, 0.5, 2.0, 2.0]
+    # a non-standard UNet: SDXL's rule read from its levels (runs of equal width)
+    assert layer_weights("Style", sites, 1.0) == [0.0, 1.0, 0.0, 0.0]  # the only up container
+    assert layer_weights("composition", sites, 2.0) == [0.0, 0.0, 0.0, 2.0]  # last down level (input 1, 2), second
     assert layer_weights("0, 0.5, 1", sites, 1.0) == [0.0, 1.0, 0.5, 0.0]
     assert layer_weights("1,0,2,0.5", sites, 0.5) == [0.5, 0.0, 1.0, 0.25]
     with pytest.raises(InvalidInputError, match="3 .down,middle,up. or one per cross-attention layer .4"):

@@ -33,6 +33,7 @@ from emotion_core.visual_prompt import (
     VisualPromptAdapter,
     VisualPromptInjection,
     comfy_unet_attn2_sites,
+    layer_weights,
     make_patches,
 )
 
@@ -113,6 +114,31 @@ def test_every_sdxl_attn2_block_is_found_and_patchable():
     for site, patch in make_patches(injection, sites, {}):
         patched.set_model_attn2_replace(patch, site.block, site.number, site.index)
     assert len(attn2_patches(patched)) == 70
+
+
+def _weighted_blocks(schedule, config):
+    sites = comfy_unet_attn2_sites(meta_patcher(config).get_model_object("diffusion_model"))
+    weights = layer_weights(schedule, sites, 1.0)
+    out = {}
+    for site, weight in zip(sites, weights):
+        if weight:
+            out.setdefault((site.block, site.number), set()).add(weight)
+    return out
+
+
+def test_sdxl_presets_are_ipadapter_plus_style_and_composition():
+    """IPAdapter_plus on SDXL: style = transformer_index 6 (output 1, up_blocks.0.attentions.1), composition =
+    index 3 (input 8, down_blocks.2.attentions.1); all 10 transformer blocks of that container, nothing else."""
+    assert _weighted_blocks("style", SDXL) == {("output", 1): {1.0}}
+    assert _weighted_blocks("composition", SDXL) == {("input", 8): {1.0}}
+    sites = comfy_unet_attn2_sites(meta_patcher(SDXL).get_model_object("diffusion_model"))
+    assert sum(w > 0 for w in layer_weights("style", sites, 0.7)) == 10
+
+
+def test_sd15_presets_follow_ipadapter_plus_tables():
+    assert _weighted_blocks("style", SD15) == {**{("input", i): {1.0} for i in (1, 2, 4, 5)},
+                                               **{("output", i): {1.0} for i in range(5, 12)}}
+    assert _weighted_blocks("composition", SD15) == {("input", 7): {0.25}, ("input", 8): {1.0}}
 
 
 @pytest.mark.skipif(not COMFYUI, reason="needs ComfyUI's UNetModel forward")

@@ -29,6 +29,7 @@ class LabelledImage:
     path: Path
     emotion: str
     caption: str
+    caption_source: str = "file name"  # sidecar | captions.jsonl | caption field | attributes | file name
 
 
 def words_from_name(path: Path, emotion: str) -> str:
@@ -37,7 +38,7 @@ def words_from_name(path: Path, emotion: str) -> str:
     return words or emotion
 
 
-def _jsonl_captions(folder: Path) -> dict[str, str]:
+def jsonl_captions(folder: Path) -> dict[str, str]:
     path = folder / CAPTIONS_FILE
     if not path.is_file():
         return {}
@@ -56,13 +57,18 @@ def _jsonl_captions(folder: Path) -> dict[str, str]:
     return captions
 
 
-def _caption(image: Path, emotion: str, from_jsonl: dict[str, str]) -> str:
+def sidecar_caption(image: Path) -> str:
+    """The ``<image stem>.txt`` next to the image, or "" without one."""
     sidecar = image.with_suffix(".txt")
-    if sidecar.is_file():
-        text = sidecar.read_text(encoding="utf-8").strip()
-        if text:
-            return text
-    return from_jsonl.get(image.name) or words_from_name(image, emotion)
+    return sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+
+
+def _labelled(image: Path, emotion: str, from_jsonl: dict[str, str]) -> LabelledImage:
+    if text := sidecar_caption(image):
+        return LabelledImage(image, emotion, text, "sidecar")
+    if image.name in from_jsonl:
+        return LabelledImage(image, emotion, from_jsonl[image.name], "captions.jsonl")
+    return LabelledImage(image, emotion, words_from_name(image, emotion), "file name")
 
 
 def scan_emotion_folder(root: str | Path) -> dict[str, list[LabelledImage]]:
@@ -81,12 +87,12 @@ def scan_emotion_folder(root: str | Path) -> dict[str, list[LabelledImage]]:
         emotion = folder.name.lower()
         if emotion in found:
             raise InvalidInputError(f"{root}: two folders for {emotion!r} (names are case-insensitive)")
-        jsonl = _jsonl_captions(folder)
+        jsonl = jsonl_captions(folder)
         images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             log.warning("%s: no images, %s is left out of the bank", folder, emotion)
             continue
-        found[emotion] = [LabelledImage(p, emotion, _caption(p, emotion, jsonl)) for p in images]
+        found[emotion] = [_labelled(p, emotion, jsonl) for p in images]
     if not found:
         raise InvalidInputError(f"{root}: no images found; expected sub-folders named after emotions "
                                 f"({', '.join(EMOTIONS)}) holding {'/'.join(sorted(IMAGE_SUFFIXES))} files")

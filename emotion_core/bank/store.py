@@ -1,12 +1,18 @@
 """The prompt bank file format and retrieval.
 
 A bank is a safetensors file: per emotion ``text_centres.<emotion> [K, Dt]``
-(L2-normalised), ``visual_centres.<emotion> [K, Dv]`` (mean raw image features of
-the cluster's members) and ``counts.<emotion> [K]``; plus ``text_probe [P, Dt]``,
+(L2-normalised), ``visual_centres.<emotion> [K, Dv]`` (mean raw pooled image features
+of the cluster's members) and ``counts.<emotion> [K]``; plus ``text_probe [P, Dt]``,
 the text features of ``PROBE_TEXTS``. The metadata names the open_clip file whose
 text tower made the text features. At retrieval that file is loaded again and
 must reproduce ``text_probe``: a renamed or swapped file would otherwise give
 queries in another feature space and silently meaningless retrievals.
+
+The metadata's ``built_for`` names the adapter kind the visual side serves (see
+``BANK_KINDS``); a kind that reads more than pooled features stores its per-cluster
+tensors beside the others as ``<kind tensor group>.<emotion>`` (``ip-adapter-plus``:
+``visual_hidden_centres.<emotion> [K, T, D]``, the mean penultimate CLIP vision hidden
+states). Banks without ``built_for`` (built before kinds existed) are ``ip-adapter``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,32 @@ log = logging.getLogger(__name__)
 
 BANK_KIND = "emotion_prompt_bank"
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BankKind:
+    """What a bank's visual side was built for: the adapter variant that reads it, the
+    image feature, and the per-cluster tensor group holding it (``[K, D]`` or ``[K, T, D]``)."""
+
+    name: str
+    adapter_variant: str
+    feature: str
+    group: str
+    rank: int  # of one centre: 1 = pooled [D], 2 = token sequence [T, D]
+
+
+IP_ADAPTER = BankKind("ip-adapter", "base", "image_embeds", "visual_centres", 1)
+IP_ADAPTER_PLUS = BankKind("ip-adapter-plus", "plus", "penultimate_hidden_states", "visual_hidden_centres", 2)
+# A SigLIP-space kind for Flux Redux is one more entry (and a feature encoder that gives its feature).
+BANK_KINDS = {kind.name: kind for kind in (IP_ADAPTER, IP_ADAPTER_PLUS)}
+CENTRE_GROUPS = ("text_centres", "visual_centres", "counts", *sorted({k.group for k in BANK_KINDS.values()}
+                                                                       - {"visual_centres"}))
+
+
+def bank_kind(name: str) -> BankKind:
+    if name not in BANK_KINDS:
+        raise InvalidInputError(f"unknown prompt bank kind {name!r}; one of: {', '.join(BANK_KINDS)}")
+    return BANK_KINDS[name]
 PROBE_TEXTS = tuple(f"a photo that evokes {emotion}." for emotion in EMOTIONS)
 # Softmax temperature over cosine similarities of retrieved centres (CLIP's own logit scale is 1/0.01).
 RETRIEVAL_TEMPERATURE = 0.05
@@ -36,7 +68,7 @@ PROBE_MIN_COSINE = 0.999
 
 @dataclass(frozen=True)
 class Retrieval:
-    features: torch.Tensor  # [k, Dv] visual centres
+    features: torch.Tensor  # [k, Dv] visual centres of the bank's kind ([k, T, D] for a token kind)
     weights: torch.Tensor  # [k], sums to 1
     indices: tuple[int, ...]
     similarities: tuple[float, ...]  # cosine to the query (empty without a query)
@@ -49,10 +81,22 @@ class PromptBank:
     counts: Mapping[str, torch.Tensor]
     text_probe: torch.Tensor
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # kind tensor group (other than visual_centres) -> emotion -> [K, ...]
+    extra_centres: Mapping[str, Mapping[str, torch.Tensor]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.text_centres:
             raise ModelFormatError("the prompt bank holds no emotions")
+        kind = self.kind
+        if kind.group != "visual_centres":
+            group = self.extra_centres.get(kind.group, {})
+            for emotion in self.text_centres:
+                centres = group.get(emotion)
+                if centres is None or centres.ndim != kind.rank + 1 or \
+                        centres.shape[0] != self.text_centres[emotion].shape[0]:
+                    shape = None if centres is None else tuple(centres.shape)
+                    raise ModelFormatError(f"prompt bank built for {kind.name}: {kind.group}.{emotion} is {shape}, "
+                                           f"expected one centre of rank {kind.rank} per cluster")
         dims = set()
         for emotion in self.text_centres:
             text, visual, counts = (self.text_centres[emotion], self.visual_centres.get(emotion),
@@ -69,6 +113,19 @@ class PromptBank:
         if self.text_probe.ndim != 2 or self.text_probe.shape != (len(PROBE_TEXTS), self.text_dim):
             raise ModelFormatError(f"prompt bank: text_probe has shape {tuple(self.text_probe.shape)}, expected "
                                    f"[{len(PROBE_TEXTS)}, {self.text_dim}]")
+
+    @property
+    def kind(self) -> BankKind:
+        name = self.metadata.get("built_for", IP_ADAPTER.name)
+        if name not in BANK_KINDS:
+            raise ModelFormatError(f"prompt bank built for {name!r}, which this version does not know "
+                                   f"(it reads: {', '.join(BANK_KINDS)})")
+        return BANK_KINDS[name]
+
+    def kind_centres(self, emotion: str) -> torch.Tensor:
+        """The centres the bank's kind serves: ``[K, D]`` or ``[K, T, D]``."""
+        group = self.kind.group
+        return self.visual_centres[emotion] if group == "visual_centres" else self.extra_centres[group][emotion]
 
     @property
     def emotions(self) -> tuple[str, ...]:
@@ -122,7 +179,7 @@ class PromptBank:
             order = torch.argsort(cosine, descending=True, stable=True)[:k]
             weights = torch.softmax(cosine[order] / RETRIEVAL_TEMPERATURE, dim=0)
             similarities = tuple(float(c) for c in cosine[order])
-        return Retrieval(self.visual_centres[emotion][order].float(), weights, tuple(int(i) for i in order),
+        return Retrieval(self.kind_centres(emotion)[order].float(), weights, tuple(int(i) for i in order),
                          similarities)
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -131,12 +188,15 @@ class PromptBank:
             out[f"text_centres.{emotion}"] = self.text_centres[emotion]
             out[f"visual_centres.{emotion}"] = self.visual_centres[emotion]
             out[f"counts.{emotion}"] = self.counts[emotion]
+            for group, centres in self.extra_centres.items():
+                out[f"{group}.{emotion}"] = centres[emotion]
         return out
 
 
 def save_bank(bank: PromptBank, path: str | Path) -> Path:
     """Atomic write (temp file + rename): an interrupted save leaves no partial bank."""
-    return save_safetensors(bank.tensors(), path, {**bank.metadata, "kind": BANK_KIND, "format_version": FORMAT_VERSION})
+    metadata = {"built_for": bank.kind.name, **bank.metadata, "kind": BANK_KIND, "format_version": FORMAT_VERSION}
+    return save_safetensors(bank.tensors(), path, metadata)
 
 
 def load_bank(path: str | Path) -> PromptBank:
@@ -149,7 +209,7 @@ def load_bank(path: str | Path) -> PromptBank:
         raise ModelFormatError(f"{path.name}: prompt bank format {metadata.get('format_version')!r} is not supported "
                                f"(this version reads {FORMAT_VERSION}); rebuild it")
     state = load_state_dict(path)
-    groups: dict[str, dict[str, torch.Tensor]] = {"text_centres": {}, "visual_centres": {}, "counts": {}}
+    groups: dict[str, dict[str, torch.Tensor]] = {group: {} for group in CENTRE_GROUPS}
     for key, tensor in state.items():
         group, _, emotion = key.partition(".")
         if group in groups and emotion in EMOTIONS:
@@ -159,7 +219,8 @@ def load_bank(path: str | Path) -> PromptBank:
     if "text_probe" not in state:
         raise ModelFormatError(f"{path.name}: prompt bank without text_probe")
     try:
+        extra = {g: groups[g] for g in CENTRE_GROUPS[3:] if groups[g]}
         return PromptBank(groups["text_centres"], groups["visual_centres"], groups["counts"], state["text_probe"],
-                          metadata)
+                          metadata, extra)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{path.name}: {exc}") from exc

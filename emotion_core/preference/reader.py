@@ -4,11 +4,14 @@
 2. EmoEditor's EmoPair JSON (``json/data_EmoPair.json`` or a top-level ``*.json`` list of
    ``{"img_src_path", "img_tgt_path", "class_source", "class_target", "prompt"}``; image paths
    relative to the folder or its ``EmoPair/`` sub-folder): the target image is chosen, the
-   source image rejected, the source class is the negative emotion, and each image is its
-   branch's visual prompt;
-3. EmoSet (one sub-folder per emotion): each image is chosen for its emotion against the
-   image at the same position of an emotion of opposite valence (rotating through the four),
-   with its caption as the prompt and the two images as the visual prompts.
+   source image rejected, the source class is the pair's negative emotion;
+3. EmoSet-118K (``image/``, ``annotation/``, split lists; see ``datasets.emoset``) or one
+   sub-folder per emotion: each image of the split is chosen for its emotion against the
+   image with the most similar caption (TF-IDF cosine) of an emotion of opposite valence
+   (rotating through the four), with its caption as the prompt.
+
+EmoPair and EmoSet pairs carry no visual prompts: they come from a prompt bank, retrieved
+by the caption (``training.bank_prompts``), never from the pair's own images.
 
 Rows that are corrupt or partial (bad JSON, missing fields, missing or escaping files,
 unknown emotions) are skipped and counted with their reasons, never silently.
@@ -24,7 +27,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..taxonomy import EMOTIONS, NEGATIVE, POSITIVE, parse_emotion
-from .format import PAIRS_FILE, PreferencePair, VisualPromptRef, inside, parse_pair
+from .format import PAIRS_FILE, PreferencePair, inside, parse_pair
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +98,7 @@ def _read_emopair(root: Path, path: Path) -> ReadResult:
             source = _emopair_image(root, row.get("img_src_path"), "img_src_path")
             result.pairs.append(PreferencePair(
                 target, source, row["prompt"], parse_emotion(row.get("class_target")),
-                parse_emotion(row.get("class_source")), VisualPromptRef(images=(target,)),
-                VisualPromptRef(images=(source,)), id=str(number)))
+                parse_emotion(row.get("class_source")), id=str(number)))
         except InvalidInputError as exc:
             result.skipped.append((where, str(exc)))
     return result
@@ -108,28 +110,49 @@ def _opposite(emotion: str, index: int, available: set[str]) -> str | None:
     return other[index % len(other)] if other else None
 
 
-def _read_emoset(root: Path) -> ReadResult:
-    from ..bank.dataset import scan_emotion_folder
+def _nearest_captions(queries: list[str], candidates: list[str]) -> list[int]:
+    """Index of the most similar candidate caption (TF-IDF cosine, first on ties) per query."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
-    result = ReadResult([], "emoset")
-    found = scan_emotion_folder(root)
-    for emotion, images in found.items():
-        for index, image in enumerate(images):
-            negative = _opposite(emotion, index, set(found))
+    vectorizer = TfidfVectorizer().fit(queries + candidates)
+    pool = vectorizer.transform(candidates).T.tocsc()
+    nearest = []
+    for start in range(0, len(queries), 1024):  # bounded memory at EmoSet-118K scale
+        scores = (vectorizer.transform(queries[start:start + 1024]) @ pool).toarray()
+        nearest.extend(int(i) for i in scores.argmax(axis=1))
+    return nearest
+
+
+def _read_emoset(root: Path, split: str | None, strict: bool) -> ReadResult:
+    from ..datasets.emoset import read_labelled_images
+
+    found = read_labelled_images(root, split, strict)
+    result = ReadResult([], "emoset-118k" if found.split else "emoset")
+    result.skipped.extend((path, "listed image missing") for path in found.missing_images)
+    images = found.images
+    for emotion, winners in images.items():
+        losers_by_emotion: dict[str, list[int]] = {}
+        for index, image in enumerate(winners):
+            negative = _opposite(emotion, index, set(images))
             if negative is None:
-                result.skipped.append((str(image.path.relative_to(root)),
-                                       f"no images of the opposite valence to pair {emotion} with"))
+                result.skipped.append((str(image.path), f"no images of the opposite valence to pair {emotion} with"))
                 continue
-            others = found[negative]
-            rejected = others[index % len(others)].path
-            result.pairs.append(PreferencePair(
-                image.path, rejected, image.caption, emotion, negative, VisualPromptRef(images=(image.path,)),
-                VisualPromptRef(images=(rejected,)), id=f"{emotion}/{image.path.name}"))
+            losers_by_emotion.setdefault(negative, []).append(index)
+        for negative, indices in losers_by_emotion.items():
+            losers = images[negative]
+            nearest = _nearest_captions([winners[i].caption for i in indices], [l.caption for l in losers])
+            for index, loser in zip(indices, nearest):
+                image, rejected = winners[index], losers[loser]
+                result.pairs.append(PreferencePair(image.path, rejected.path, image.caption, emotion, negative,
+                                                   id=f"{emotion}/{image.path.name}",
+                                                   extra={"rejected_caption": rejected.caption}))
+    result.pairs.sort(key=lambda p: (EMOTIONS.index(p.target_emotion), p.id))
     return result
 
 
-def read_dataset(folder: str | Path) -> ReadResult:
-    """All usable pairs of ``folder`` (layout detected), with the skipped rows counted and logged."""
+def read_dataset(folder: str | Path, split: str | None = "train", strict: bool = False) -> ReadResult:
+    """All usable pairs of ``folder`` (layout detected), with the skipped rows counted and logged.
+    ``split`` and ``strict`` apply to EmoSet-118K trees (``datasets.emoset``)."""
     root = Path(folder)
     if not root.is_dir():
         raise InvalidInputError(f"dataset folder not found: {root}")
@@ -138,6 +161,6 @@ def read_dataset(folder: str | Path) -> ReadResult:
     elif (emopair := _emopair_file(root)) is not None:
         result = _read_emopair(root, emopair)
     else:
-        result = _read_emoset(root)
+        result = _read_emoset(root, split, strict)
     result.log_skipped()
     return result

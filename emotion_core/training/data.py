@@ -2,17 +2,18 @@
 text embedding and the two visual prompts as image tokens.
 
 A visual prompt comes from a tokens file saved by the collector node (fixed tokens: the
-per-layer keys/values still train) or from images encoded by a CLIP vision model and
-projected by the adapter (the projection trains too). A pair without a visual prompt for
-a branch uses its own image (chosen for the positive, rejected for the negative one),
-which needs the image encoder.
+per-layer keys/values still train), from images a pairs.jsonl row names (encoded by a
+CLIP vision model), or, for pairs without recorded visual prompts (EmoPair, EmoSet),
+from a prompt bank retrieved by the pair's caption (``bank_prompts``: cluster centres the
+adapter's projection turns into tokens, so the projection trains too). Never the pair's
+own images: the negative visual prompt is another emotion's prompt for the same caption.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
@@ -20,6 +21,9 @@ from ..errors import InvalidInputError
 from ..images import load_image, resize_shorter_center_crop, to_nchw
 from ..preference import PreferencePair, VisualPromptRef
 from ..weights import load_state_dict
+
+if TYPE_CHECKING:
+    from .bank_prompts import BankPromptPicker
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +48,11 @@ class VisualSource:
         return self.tokens is None and self.embeds is None
 
 
-def _source(ref: VisualPromptRef | None, own_image, cross_dim: int) -> VisualSource:
-    if ref is None:
-        return VisualSource(images=(own_image,))
+def _recorded(ref: VisualPromptRef, cross_dim: int | None) -> VisualSource:
     if ref.tokens is not None:
         tensors = load_state_dict(ref.tokens)
         tokens = tensors.get(ref.role)
-        if tokens is None or tokens.ndim != 2 or tokens.shape[1] != cross_dim:
+        if tokens is None or tokens.ndim != 2 or (cross_dim is not None and tokens.shape[1] != cross_dim):
             shape = None if tokens is None else tuple(tokens.shape)
             raise InvalidInputError(f"{ref.tokens.name}: {ref.role!r} tokens {shape}, expected [T, {cross_dim}] for "
                                     "this adapter")
@@ -63,19 +65,58 @@ class Example:
     pair: PreferencePair
     positive: VisualSource
     negative: VisualSource
+    provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def needs_encoder(self) -> bool:
         return self.positive.needs_encoder or self.negative.needs_encoder
 
 
-def prepare_examples(pairs: Sequence[PreferencePair], cross_dim: int) -> tuple[list[Example], list[tuple[str, str]]]:
-    """Examples, and (pair id, reason) of pairs whose visual prompt files are unusable (skipped)."""
+def needs_bank(pair: PreferencePair) -> bool:
+    """Pairs read from EmoPair/EmoSet (or saved without visual prompts) get theirs from a bank."""
+    return pair.positive_visual is None or pair.negative_visual is None
+
+
+def _ref_provenance(ref: VisualPromptRef, emotion: str | None) -> dict:
+    if ref.tokens is not None:
+        return {"emotion": emotion, "source": ref.source or "recorded tokens", "tokens": ref.tokens.name,
+                "role": ref.role}
+    return {"emotion": emotion, "source": "images", "images": [p.name for p in ref.images]}
+
+
+def pair_example(pair: PreferencePair, cross_dim: int | None, picker: "BankPromptPicker | None") -> Example:
+    """The pair's recorded visual prompts where it has them, bank retrievals by its caption otherwise
+    (never the pair's own images)."""
+    picks = None
+    if needs_bank(pair):
+        if picker is None:
+            raise InvalidInputError("this pair has no recorded visual prompts; pass --bank BANK to retrieve them "
+                                    "from a prompt bank by the pair's caption")
+        picks = picker.pick(pair.target_emotion, pair.negative_emotion, pair.prompt)
+    sources, provenance = [], {"id": pair.id, "caption": pair.prompt, "chosen": pair.chosen.name,
+                               "rejected": pair.rejected.name}
+    for role, ref, emotion, index in (("positive", pair.positive_visual, pair.target_emotion, 0),
+                                      ("negative", pair.negative_visual, pair.negative_emotion, 1)):
+        if ref is not None:
+            sources.append(_recorded(ref, cross_dim))
+            provenance[role] = _ref_provenance(ref, emotion)
+        else:
+            pick = picks[index]
+            sources.append(VisualSource(embeds=pick.embeds))
+            provenance[role] = pick.provenance()
+    return Example(pair, sources[0], sources[1], provenance)
+
+
+def prepare_examples(pairs: Sequence[PreferencePair], cross_dim: int | None, picker: "BankPromptPicker | None" = None
+                     ) -> tuple[list[Example], list[tuple[str, str]]]:
+    """Examples, and (pair id, reason) of pairs whose visual prompts are unusable (skipped).
+    ``cross_dim`` None accepts recorded tokens of any width (a dry run, no adapter)."""
+    if picker is not None:
+        picker.encode([p.prompt for p in pairs if needs_bank(p)])
     examples, skipped = [], []
     for pair in pairs:
         try:
-            examples.append(Example(pair, _source(pair.positive_visual, pair.chosen, cross_dim),
-                                    _source(pair.negative_visual, pair.rejected, cross_dim)))
+            examples.append(pair_example(pair, cross_dim, picker))
         except InvalidInputError as exc:
             skipped.append((pair.id, str(exc)))
     return examples, skipped

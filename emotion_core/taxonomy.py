@@ -6,11 +6,12 @@ heads declare their own class order and are remapped with ``remap_to_canonical``
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .errors import InvalidInputError
+
+if TYPE_CHECKING:  # torch is imported where a tensor is remapped: the CLI starts without it
+    import torch
 
 EMOTIONS: tuple[str, ...] = (
     "amusement",
@@ -65,6 +66,8 @@ def remap_to_canonical(values: torch.Tensor, order: Sequence[str]) -> torch.Tens
     order = parse_class_order(order)
     if values.shape[-1] != NUM_EMOTIONS:
         raise InvalidInputError(f"expected {NUM_EMOTIONS} scores in the last dimension, got shape {tuple(values.shape)}")
+    import torch
+
     index = torch.tensor([order.index(e) for e in EMOTIONS], device=values.device)
     return values.index_select(-1, index)
 
@@ -72,6 +75,8 @@ def remap_to_canonical(values: torch.Tensor, order: Sequence[str]) -> torch.Tens
 def remap_from_canonical(values: torch.Tensor, order: Sequence[str]) -> torch.Tensor:
     """Reorder the last dimension of canonical-order ``values`` into ``order``."""
     order = parse_class_order(order)
+    import torch
+
     index = torch.tensor([EMOTIONS.index(e) for e in order], device=values.device)
     return values.index_select(-1, index)
 

@@ -11,4 +11,5 @@ BENCHMARKS: dict[str, str] = {
     "injector": "Visual Prompt Injector: per-step time and peak memory, plain vs injected",
     "guidance": "Negative Visual DPO guidance: per-step time of three branches vs two-branch CFG",
     "loop": "Emotion Critic Loop: loop overhead fraction, model evaluations vs EmoEditor's procedure",
+    "startup": "CLI start-up: --help and a cold builtin rewrite, each in a fresh process",
 }

@@ -52,6 +52,25 @@ def _window_means(values: torch.Tensor, size: int = EMOEDITOR_WINDOW) -> torch.T
     return sums / float(size * size)
 
 
+def uniform_window_ssim(x: torch.Tensor, y: torch.Tensor, window: int, data_range: float) -> torch.Tensor:
+    """scikit-image's ``structural_similarity`` of ``[B,H,W]`` planes with its defaults (uniform
+    ``window x window`` filter, sample covariance, K1 0.01, K2 0.03), one float64 value per plane:
+    the mean SSIM over the windows that fit inside the plane (skimage's border crop)."""
+    x, y = x.double(), y.double()
+    if min(x.shape[-2:]) < window:
+        raise InvalidInputError(f"SSIM with a {window}x{window} window needs planes of at least that size, "
+                                f"got {x.shape[-2]}x{x.shape[-1]}")
+    n = float(window * window)
+    sample = n / (n - 1.0)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_x, mu_y = _window_means(x, window), _window_means(y, window)
+    var_x = sample * (_window_means(x * x, window) - mu_x**2)
+    var_y = sample * (_window_means(y * y, window) - mu_y**2)
+    cov = sample * (_window_means(x * y, window) - mu_x * mu_y)
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    return (luminance * (2 * cov + c2) / (var_x + var_y + c2)).flatten(1).mean(dim=1)
+
+
 class EmoEditorSSIM:
     """``EmoEditorSSIM(source)(source, images) -> [N]`` (float64): EmoEditor's gate of each image against
     ``source`` (IMAGE ``[1 or N,H,W,C]``), whose levels and moments are computed once. The

@@ -16,7 +16,7 @@ from typing import Sequence
 from ..errors import InvalidInputError
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("rewrite", "score", "direction", "generate", "edit", "bank", "train_dpo", "convert", "bench", "dev")
+COMMAND_MODULES = ("rewrite", "score", "direction", "generate", "edit", "bank", "train_dpo", "convert", "eval", "bench", "dev")
 
 # What ``emotion-director --help`` lists for each command, so the listing needs no command
 # module imported (they pull in torch and friends: seconds). A command run imports its own

@@ -20,6 +20,7 @@ import argparse
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import InvalidInputError
 from ..guidance import SCHEDULES as GUIDANCE_SCHEDULES
@@ -185,7 +186,9 @@ def output_paths(out: Path, emotion: str, seeds: list[int]) -> list[Path]:
     return [out / f"{emotion}_{seed}.png" for seed in seeds]
 
 
-def run(args: argparse.Namespace) -> Iterator[dict]:
+def run(args: argparse.Namespace, models: GenerationModels | None = None) -> Iterator[dict]:
+    """The command; ``models`` from ``load_models`` lets a caller (``eval generate``) run it many
+    times on one loaded pipeline."""
     _check_inputs(args)
     init_image = None
     if args.init_image:
@@ -197,11 +200,37 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
     paths = output_paths(Path(args.out), args.emotion, seeds)
     refuse_existing(paths + ([Path(args.report)] if args.report else []), args.overwrite)
 
+    from ..pipeline.branches import prompt_branches
+    from ..pipeline.sizes import native_side
+
+    pipe, critic, visual = models or load_models(args)
+    args.scheduler_class = pipe.scheduler.__class__.__name__
+    args.width, args.height = args.width or native_side(pipe), args.height or native_side(pipe)
+    patches = None
+    if visual is not None:
+        from ..pipeline.visual import visual_prompt_patches
+
+        adapter, prompts = visual
+        patches = visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
+    branches = prompt_branches(pipe, args.prompt, args.negative_prompt, args.cfg,
+                               args.visual_guidance if args.negative_visual_prompt else None,
+                               args.visual_guidance_schedule)
+    if critic is not None:
+        return [_critic_loop(pipe, critic, args, branches, init_image, patches, paths[0])]
+    return _generate(pipe, args, branches, init_image, patches, paths)
+
+
+class GenerationModels(NamedTuple):
+    pipe: object
+    critic: object | None
+    visual: tuple | None  # (adapter, visual prompts) with --visual-prompt
+
+
+def load_models(args: argparse.Namespace) -> GenerationModels:
+    """The checked arguments' critic (--critic-loop), visual prompts and pipeline with its scheduler."""
     import torch
 
     from ..pipeline import load_pipeline, use_scheduler
-    from ..pipeline.branches import prompt_branches
-    from ..pipeline.sizes import native_side
 
     dtype = torch.float16 if str(args.device).startswith("cuda") else torch.float32
     # the critic, adapter and image encoder are smaller than the model: their errors come first
@@ -218,20 +247,8 @@ def run(args: argparse.Namespace) -> Iterator[dict]:
                                      [(item.path, item.weight * args.visual_weight) for item in args.visual_prompt],
                                      args.negative_visual_prompt, device=args.device)
     pipe = load_pipeline(args.model, device=args.device, dtype=dtype)
-    args.scheduler_class = use_scheduler(pipe, args.scheduler)
-    args.width, args.height = args.width or native_side(pipe), args.height or native_side(pipe)
-    patches = None
-    if visual is not None:
-        from ..pipeline.visual import visual_prompt_patches
-
-        adapter, prompts = visual
-        patches = visual_prompt_patches(pipe.unet, adapter, prompts, args.visual_schedule)
-    branches = prompt_branches(pipe, args.prompt, args.negative_prompt, args.cfg,
-                               args.visual_guidance if args.negative_visual_prompt else None,
-                               args.visual_guidance_schedule)
-    if critic is not None:
-        return [_critic_loop(pipe, critic, args, branches, init_image, patches, paths[0])]
-    return _generate(pipe, args, branches, init_image, patches, paths)
+    use_scheduler(pipe, args.scheduler)
+    return GenerationModels(pipe, critic, visual)
 
 
 def _metadata(args: argparse.Namespace, seed: int) -> dict:

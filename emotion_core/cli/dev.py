@@ -19,7 +19,9 @@ def register(commands) -> None:
     )
     make.add_argument("dir", type=Path, help="target models/ folder, e.g. ComfyUI/models")
     make.add_argument("--with-checkpoint", action="store_true",
-                      help="also write a small SD1.5-layout checkpoint and a CLIP-vision file (~0.6 GB)")
+                      help="also write small SD1.5 and SDXL checkpoints, Flux and SD3.5 diffusion models with their VAE, "
+                      "tiny CLIP-L/CLIP-G/T5 text encoders and a CLIP-vision file, in the layouts ComfyUI detects "
+                      "(~4 GB)")
     make.add_argument("--with-diffusers", action="store_true",
                       help="also write a tiny diffusers SD pipeline with image encoder and adapters (~26 MB) to "
                       "diffusers/test_sd15_tiny, for `generate`")

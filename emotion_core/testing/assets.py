@@ -21,6 +21,15 @@ TEST_FILES: dict[str, str] = {
     "bank": "emotion_banks/test_emotion_bank.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
+    # SDXL / Flux / SD3.5 in ComfyUI's detected layouts, shrunk where ComfyUI allows
+    # (sdxl_flux_checkpoints), and tiny text encoders ComfyUI's loaders cannot read (text_encoder_assets).
+    "checkpoint_sdxl": "checkpoints/test_sdxl_tiny.safetensors",
+    "flux_model": "diffusion_models/test_flux_tiny.safetensors",
+    "flux_vae": "vae/test_flux_vae.safetensors",
+    "sd3_model": "diffusion_models/test_sd35_tiny.safetensors",
+    "text_encoder_clip_l": "text_encoders/test_clip_l_tiny.safetensors",
+    "text_encoder_clip_g": "text_encoders/test_clip_g_tiny.safetensors",
+    "text_encoder_t5xxl": "text_encoders/test_t5xxl_tiny.safetensors",
     # EmoEditor's three released files as a user downloads them (upstream's names and layouts),
     # and what the README's convert commands make of them (the emoeditor_edit workflow's
     # files); written only with ``with_emoeditor_release``.
@@ -32,8 +41,9 @@ TEST_FILES: dict[str, str] = {
     "emoeditor_encoder": "emotion_encoder/emoeditor_encoder.safetensors",
     "emoeditor_critic": "emotion_critic/emoeditor_predictor.safetensors",
 }
-# Written only with ``with_checkpoint`` (large: full-size SD1.5 text encoder/VAE, ViT-H).
-CHECKPOINT_ROLES = ("checkpoint", "clip_vision")
+# Written only with ``with_checkpoint`` (large: full-size SD1.5 text encoder/VAE, ViT-H, Flux's width).
+CHECKPOINT_ROLES = ("checkpoint", "clip_vision", "checkpoint_sdxl", "flux_model", "flux_vae", "sd3_model",
+                    "text_encoder_clip_l", "text_encoder_clip_g", "text_encoder_t5xxl")
 
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
@@ -55,8 +65,12 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
     written.update(write_test_bank(models_dir, TEST_FILES, seed=seed))  # after the critics: reads the CLIP B/32
     if with_checkpoint:
         from .checkpoint import write_test_checkpoint
+        from .sdxl_flux_checkpoints import write_flux_model, write_sd3_model, write_sdxl_checkpoint
+        from .text_encoder_assets import write_tiny_text_encoders
 
         written.update(write_test_checkpoint(models_dir, TEST_FILES, seed=seed))
+        for write in (write_sdxl_checkpoint, write_flux_model, write_sd3_model, write_tiny_text_encoders):
+            written.update(write(models_dir, TEST_FILES, seed=seed))
     if with_diffusers:
         from .diffusers_assets import PIPELINE_DIR, write_tiny_sd_pipeline
 

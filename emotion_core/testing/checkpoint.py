@@ -42,6 +42,7 @@ import math
 import time
 import zlib
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -72,7 +73,7 @@ _ONES = "ones"
 _ZEROS = "zeros"
 
 
-class _Shapes:
+class TensorShapes:
     """Ordered tensor name -> (shape, init); init is a std, ``ones`` or ``zeros``."""
 
     def __init__(self) -> None:
@@ -111,67 +112,126 @@ class _Shapes:
         return tensors
 
 
-def _unet_res_block(s: _Shapes, p: str, channels_in: int, channels_out: int) -> None:
+def _unet_res_block(s: TensorShapes, p: str, channels_in: int, channels_out: int, emb_dim: int) -> None:
     s.norm(f"{p}in_layers.0", channels_in)
     s.conv(f"{p}in_layers.2", channels_out, channels_in, 3)
-    s.linear(f"{p}emb_layers.1", channels_out, 4 * UNET_MODEL_CHANNELS)
+    s.linear(f"{p}emb_layers.1", channels_out, emb_dim)
     s.norm(f"{p}out_layers.0", channels_out)
     s.conv(f"{p}out_layers.3", channels_out, channels_out, 3)
     if channels_in != channels_out:
         s.conv(f"{p}skip_connection", channels_out, channels_in, 1)
 
 
-def _unet_transformer(s: _Shapes, p: str, channels: int) -> None:
+def _unet_transformer(s: TensorShapes, p: str, channels: int, depth: int, layout: "UNetLayout") -> None:
     s.norm(f"{p}norm", channels)
-    s.conv(f"{p}proj_in", channels, channels, 1)
-    b = f"{p}transformer_blocks.0."
-    for attn, context in (("attn1", channels), ("attn2", UNET_CONTEXT_DIM)):
-        s.linear(f"{b}{attn}.to_q", channels, channels, bias=False)
-        s.linear(f"{b}{attn}.to_k", channels, context, bias=False)
-        s.linear(f"{b}{attn}.to_v", channels, context, bias=False)
-        s.linear(f"{b}{attn}.to_out.0", channels, channels)
-    s.linear(f"{b}ff.net.0.proj", 8 * channels, channels)  # GEGLU: value and gate
-    s.linear(f"{b}ff.net.2", channels, 4 * channels)
-    for i in (1, 2, 3):
-        s.norm(f"{b}norm{i}", channels)
-    s.conv(f"{p}proj_out", channels, channels, 1)
+    if layout.linear_projection:  # SDXL: Linear proj_in/proj_out; SD1.5: 1x1 conv
+        s.linear(f"{p}proj_in", channels, channels)
+    else:
+        s.conv(f"{p}proj_in", channels, channels, 1)
+    for index in range(depth):
+        b = f"{p}transformer_blocks.{index}."
+        for attn, context in (("attn1", channels), ("attn2", layout.context_dim)):
+            s.linear(f"{b}{attn}.to_q", channels, channels, bias=False)
+            s.linear(f"{b}{attn}.to_k", channels, context, bias=False)
+            s.linear(f"{b}{attn}.to_v", channels, context, bias=False)
+            s.linear(f"{b}{attn}.to_out.0", channels, channels)
+        s.linear(f"{b}ff.net.0.proj", 8 * channels, channels)  # GEGLU: value and gate
+        s.linear(f"{b}ff.net.2", channels, 4 * channels)
+        for i in (1, 2, 3):
+            s.norm(f"{b}norm{i}", channels)
+    if layout.linear_projection:
+        s.linear(f"{p}proj_out", channels, channels)
+    else:
+        s.conv(f"{p}proj_out", channels, channels, 1)
 
 
-def _unet(s: _Shapes, p: str = "model.diffusion_model.") -> None:
-    mc = UNET_MODEL_CHANNELS
-    s.linear(f"{p}time_embed.0", 4 * mc, mc)
-    s.linear(f"{p}time_embed.2", 4 * mc, 4 * mc)
+@dataclass(frozen=True)
+class UNetLayout:
+    """What ComfyUI's ``model_detection`` reads from an original-layout UNet: per level its width
+    multiplier and the transformer depth of its input and output blocks, the middle depth, the
+    context width, Linear or conv projections, and the ADM (pooled + size) input width."""
+
+    model_channels: int
+    channel_mult: tuple[int, ...]
+    res_blocks: int
+    input_depth: tuple[int, ...]  # per level
+    output_depth: tuple[int, ...]  # per level (levels in input order)
+    middle_depth: int
+    context_dim: int
+    linear_projection: bool = False
+    adm_in_channels: int | None = None
+
+    @property
+    def emb_dim(self) -> int:
+        return 4 * self.model_channels
+
+    def attn2_blocks(self) -> tuple[tuple[str, int, int, int], ...]:
+        """(block, index, channels, transformer depth) of every transformer, in patch-key terms."""
+        blocks, block = [], 1
+        for level, mult in enumerate(self.channel_mult):
+            for _ in range(self.res_blocks):
+                if self.input_depth[level]:
+                    blocks.append(("input", block, self.model_channels * mult, self.input_depth[level]))
+                block += 1
+            block += level != len(self.channel_mult) - 1
+        blocks.append(("middle", 0, self.model_channels * self.channel_mult[-1], self.middle_depth))
+        block = 0
+        for level in reversed(range(len(self.channel_mult))):
+            for _ in range(self.res_blocks + 1):
+                if self.output_depth[level]:
+                    blocks.append(("output", block, self.model_channels * self.channel_mult[level],
+                                   self.output_depth[level]))
+                block += 1
+        return tuple(blocks)
+
+
+SD15_LAYOUT = UNetLayout(UNET_MODEL_CHANNELS, UNET_CHANNEL_MULT, UNET_RES_BLOCKS, (1, 1), (1, 1), 1,
+                         UNET_CONTEXT_DIM)
+
+
+def unet_shapes(s: TensorShapes, layout: UNetLayout, p: str = "model.diffusion_model.") -> None:
+    """An original-layout (LDM) UNet with ``layout``'s levels, depths and widths."""
+    mc, emb = layout.model_channels, layout.emb_dim
+    s.linear(f"{p}time_embed.0", emb, mc)
+    s.linear(f"{p}time_embed.2", emb, emb)
+    if layout.adm_in_channels:
+        s.linear(f"{p}label_emb.0.0", emb, layout.adm_in_channels)
+        s.linear(f"{p}label_emb.0.2", emb, emb)
     s.conv(f"{p}input_blocks.0.0", mc, 4, 3)
     skip_channels = [mc]
     ch, block = mc, 1
-    for level, mult in enumerate(UNET_CHANNEL_MULT):
-        for _ in range(UNET_RES_BLOCKS):
-            _unet_res_block(s, f"{p}input_blocks.{block}.0.", ch, mc * mult)
+    for level, mult in enumerate(layout.channel_mult):
+        for _ in range(layout.res_blocks):
+            _unet_res_block(s, f"{p}input_blocks.{block}.0.", ch, mc * mult, emb)
             ch = mc * mult
-            _unet_transformer(s, f"{p}input_blocks.{block}.1.", ch)
+            if layout.input_depth[level]:
+                _unet_transformer(s, f"{p}input_blocks.{block}.1.", ch, layout.input_depth[level], layout)
             skip_channels.append(ch)
             block += 1
-        if level != len(UNET_CHANNEL_MULT) - 1:
+        if level != len(layout.channel_mult) - 1:
             s.conv(f"{p}input_blocks.{block}.0.op", ch, ch, 3)
             skip_channels.append(ch)
             block += 1
-    _unet_res_block(s, f"{p}middle_block.0.", ch, ch)
-    _unet_transformer(s, f"{p}middle_block.1.", ch)
-    _unet_res_block(s, f"{p}middle_block.2.", ch, ch)
+    _unet_res_block(s, f"{p}middle_block.0.", ch, ch, emb)
+    _unet_transformer(s, f"{p}middle_block.1.", ch, layout.middle_depth, layout)
+    _unet_res_block(s, f"{p}middle_block.2.", ch, ch, emb)
     block = 0
-    for level, mult in reversed(list(enumerate(UNET_CHANNEL_MULT))):
-        for i in range(UNET_RES_BLOCKS + 1):
-            _unet_res_block(s, f"{p}output_blocks.{block}.0.", ch + skip_channels.pop(), mc * mult)
+    for level, mult in reversed(list(enumerate(layout.channel_mult))):
+        for i in range(layout.res_blocks + 1):
+            _unet_res_block(s, f"{p}output_blocks.{block}.0.", ch + skip_channels.pop(), mc * mult, emb)
             ch = mc * mult
-            _unet_transformer(s, f"{p}output_blocks.{block}.1.", ch)
-            if level and i == UNET_RES_BLOCKS:
-                s.conv(f"{p}output_blocks.{block}.2.conv", ch, ch, 3)
+            index = 1
+            if layout.output_depth[level]:
+                _unet_transformer(s, f"{p}output_blocks.{block}.1.", ch, layout.output_depth[level], layout)
+                index = 2
+            if level and i == layout.res_blocks:
+                s.conv(f"{p}output_blocks.{block}.{index}.conv", ch, ch, 3)
             block += 1
     s.norm(f"{p}out.0", ch)
     s.conv(f"{p}out.2", 4, ch, 3)
 
 
-def _vae_res_block(s: _Shapes, p: str, channels_in: int, channels_out: int) -> None:
+def _vae_res_block(s: TensorShapes, p: str, channels_in: int, channels_out: int) -> None:
     s.norm(f"{p}norm1", channels_in)
     s.conv(f"{p}conv1", channels_out, channels_in, 3)
     s.norm(f"{p}norm2", channels_out)
@@ -180,7 +240,7 @@ def _vae_res_block(s: _Shapes, p: str, channels_in: int, channels_out: int) -> N
         s.conv(f"{p}nin_shortcut", channels_out, channels_in, 1)
 
 
-def _vae_mid(s: _Shapes, p: str, channels: int) -> None:
+def _vae_mid(s: TensorShapes, p: str, channels: int) -> None:
     _vae_res_block(s, f"{p}block_1.", channels, channels)
     s.norm(f"{p}attn_1.norm", channels)
     for name in ("q", "k", "v", "proj_out"):
@@ -188,9 +248,11 @@ def _vae_mid(s: _Shapes, p: str, channels: int) -> None:
     _vae_res_block(s, f"{p}block_2.", channels, channels)
 
 
-def _vae(s: _Shapes, p: str = "first_stage_model.") -> None:
-    """SD1.5 AutoencoderKL: ch 128, ch_mult (1, 2, 4, 4), 2 res blocks, 4 latent channels."""
-    base, mults, res_blocks, z = 128, (1, 2, 4, 4), 2, 4
+def vae_shapes(s: TensorShapes, p: str = "first_stage_model.", latent_channels: int = 4,
+               quant_convs: bool = True) -> None:
+    """SD AutoencoderKL (ch 128, ch_mult (1, 2, 4, 4), 2 res blocks; ComfyUI's fixed config): SD1.5
+    and SDXL with 4 latent channels and quant convs; Flux's ``ae`` with 16 and none."""
+    base, mults, res_blocks, z = 128, (1, 2, 4, 4), 2, latent_channels
     ch = base
     s.conv(f"{p}encoder.conv_in", ch, 3, 3)
     for level, mult in enumerate(mults):
@@ -202,8 +264,9 @@ def _vae(s: _Shapes, p: str = "first_stage_model.") -> None:
     _vae_mid(s, f"{p}encoder.mid.", ch)
     s.norm(f"{p}encoder.norm_out", ch)
     s.conv(f"{p}encoder.conv_out", 2 * z, ch, 3)
-    s.conv(f"{p}quant_conv", 2 * z, 2 * z, 1)
-    s.conv(f"{p}post_quant_conv", z, z, 1)
+    if quant_convs:
+        s.conv(f"{p}quant_conv", 2 * z, 2 * z, 1)
+        s.conv(f"{p}post_quant_conv", z, z, 1)
     s.conv(f"{p}decoder.conv_in", ch, z, 3)
     _vae_mid(s, f"{p}decoder.mid.", ch)
     for level in reversed(range(len(mults))):
@@ -216,7 +279,7 @@ def _vae(s: _Shapes, p: str = "first_stage_model.") -> None:
     s.conv(f"{p}decoder.conv_out", 3, ch, 3)
 
 
-def _clip_encoder_layer(s: _Shapes, p: str, width: int, mlp: int) -> None:
+def clip_encoder_layer(s: TensorShapes, p: str, width: int, mlp: int) -> None:
     for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
         s.linear(f"{p}self_attn.{name}", width, width)
     s.norm(f"{p}layer_norm1", width)
@@ -225,16 +288,16 @@ def _clip_encoder_layer(s: _Shapes, p: str, width: int, mlp: int) -> None:
     s.norm(f"{p}layer_norm2", width)
 
 
-def _clip_text(s: _Shapes, p: str = "cond_stage_model.transformer.text_model.") -> None:
+def _clip_text(s: TensorShapes, p: str = "cond_stage_model.transformer.text_model.") -> None:
     """CLIP ViT-L/14 text tower, HF names (the SD1.5 checkpoint layout)."""
     s.param(f"{p}embeddings.token_embedding.weight", (49408, 768), 0.02)
     s.param(f"{p}embeddings.position_embedding.weight", (77, 768), 0.02)
     for i in range(12):
-        _clip_encoder_layer(s, f"{p}encoder.layers.{i}.", 768, 3072)
+        clip_encoder_layer(s, f"{p}encoder.layers.{i}.", 768, 3072)
     s.norm(f"{p}final_layer_norm", 768)
 
 
-def _clip_vision_h(s: _Shapes) -> None:
+def _clip_vision_h(s: TensorShapes) -> None:
     """CLIP ViT-H/14 vision tower + projection (IP-Adapter SD1.5 image encoder), HF names."""
     width, layers, patch, tokens = 1280, 32, 14, (224 // 14) ** 2 + 1
     p = "vision_model."
@@ -243,18 +306,18 @@ def _clip_vision_h(s: _Shapes) -> None:
     s.param(f"{p}embeddings.position_embedding.weight", (tokens, width), 0.02)
     s.norm(f"{p}pre_layrnorm", width)  # sic: the HF name
     for i in range(layers):
-        _clip_encoder_layer(s, f"{p}encoder.layers.{i}.", width, 4 * width)
+        clip_encoder_layer(s, f"{p}encoder.layers.{i}.", width, 4 * width)
     s.norm(f"{p}post_layernorm", width)
     s.linear("visual_projection", 1024, width, bias=False)
 
 
-def _generator(seed: int, role: str) -> torch.Generator:
+def generator_for(seed: int, role: str) -> torch.Generator:
     return torch.Generator().manual_seed(zlib.crc32(f"{role}:{seed}".encode()))
 
 
-def _write(role: str, shapes: _Shapes, path: Path, seed: int, layout: str) -> Path:
+def write_shapes(role: str, shapes: TensorShapes, path: Path, seed: int, layout: str) -> Path:
     start = time.perf_counter()
-    tensors = shapes.build(_generator(seed, role))
+    tensors = shapes.build(generator_for(seed, role))
     save_safetensors(tensors, path, {"role": role, "layout": layout, "seed": seed, "random_weights": True})
     log.info(
         "%s: %d tensors, %.1fM parameters, %.0f MB in %.1f s",
@@ -269,13 +332,13 @@ def write_test_checkpoint(models_dir: str | Path, names: Mapping[str, str], seed
     ``names["checkpoint"]`` / ``names["clip_vision"]``; returns role -> path. (EmoEditor's
     InstructPix2Pix UNet comes from ``emoeditor_assets``, converted as a user converts it.)"""
     models_dir = Path(models_dir)
-    checkpoint = _Shapes()
-    _unet(checkpoint)
-    _vae(checkpoint)
+    checkpoint = TensorShapes()
+    unet_shapes(checkpoint, SD15_LAYOUT)
+    vae_shapes(checkpoint)
     _clip_text(checkpoint)
-    vision = _Shapes()
+    vision = TensorShapes()
     _clip_vision_h(vision)
     return {
-        "checkpoint": _write("checkpoint", checkpoint, models_dir / names["checkpoint"], seed, "sd15-ldm"),
-        "clip_vision": _write("clip_vision", vision, models_dir / names["clip_vision"], seed, "clip-vision-vit-h14-hf"),
+        "checkpoint": write_shapes("checkpoint", checkpoint, models_dir / names["checkpoint"], seed, "sd15-ldm"),
+        "clip_vision": write_shapes("clip_vision", vision, models_dir / names["clip_vision"], seed, "clip-vision-vit-h14-hf"),
     }

@@ -1,42 +1,47 @@
 """The negative-visual Diffusion-DPO training loop on HuggingFace ``accelerate``.
 
-Only the adapter trains: the per-layer image key/value projections, and the image
-projection when visual prompts come from images. The UNet, VAE and text encoder are
-frozen; the reference is a frozen copy of the adapter as loaded.
+``Accelerator(mixed_precision, gradient_accumulation_steps)`` prepares the model (DDP when
+launched on several processes), the optimizer, the sharded dataloader and the learning-rate
+schedule; the loop uses ``accelerator.accumulate`` / ``backward``; checkpoints are
+``save_state`` / ``load_state`` folders; figures go through ``accelerator.log``. The same
+call runs in one CPU process or under ``accelerate launch`` on many GPUs.
 
-Reproducible and resumable: everything random in optimizer step ``s`` (which pairs,
-timesteps, noise) comes from a generator seeded by (seed, s, micro-batch, process), so a
-run resumed from a checkpoint (adapter + optimizer state + step) takes exactly the same
-steps as an uninterrupted one. With several processes (``accelerate launch``) each takes
-its own pairs and the gradients are averaged before the optimizer step.
+Reproducible: the data order and every draw's timestep and noise are a function of the
+seed and the draw's position (``draws``), so N processes × batch B equal one process ×
+batch N·B, and a resumed run continues the uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
-import os
-import pickle
 import sys
-import zlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
-from ..atomic import temp_beside
-from ..errors import InvalidInputError, UnsafeCheckpointError
-from ..visual_prompt import NEGATIVE_VISUAL, POSITIVE, ImagePromptAttention, VisualPromptAdapter, check_sites
-from ..visual_prompt.diffusers_unet import diffusers_attn2_sites, patched
+from ..errors import InvalidInputError
+from ..visual_prompt import VisualPromptAdapter
+from . import checkpoints
 from .data import Example, as_image, load_square
-from .dpo import DPOTerms, diffusion_dpo_loss, per_sample_error
-from .injection import LOSER_INDEX, WINNER_INDEX, TrainableInjection
+from .dpo import DPOTerms, diffusion_dpo_loss
+from .draws import DrawDataset, SeededDrawSampler, collate_draws
+from .latent_cache import DEFAULT_BUDGET_GB, LatentCache, distinct_images, fits_budget, module_digest
+from .lora import add_unet_lora, comfyui_lora_state, remove_unet_lora, require_peft
+from .memory import advise_on_oom
+from .model import DPOModule
+from .tracking import LOG_CHOICES, log_with
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "step_"
-KEEP_CHECKPOINTS = 2
+TRAIN_CHOICES = ("adapter", "unet-lora", "both")
+PRECISIONS = ("no", "bf16", "fp16")
+CACHE_CHOICES = ("auto", "on", "off")
+SUMMARY_WINDOW = 10
 
 
 @dataclass(frozen=True)
@@ -44,248 +49,259 @@ class TrainConfig:
     steps: int = 100
     beta: float = 5000.0
     lr: float = 1e-5
-    batch_size: int = 1  # pairs per optimizer step and process (gradient accumulation)
+    batch_size: int = 1  # pairs per process and micro-step
+    grad_accum: int = 1  # micro-steps per optimizer step
     resolution: int = 512
     seed: int = 0
+    train: str = "adapter"
+    lora_rank: int = 4
+    lora_alpha: float = 4.0
+    mixed_precision: str = "no"
+    lr_warmup_steps: int = 0
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
     checkpoint_dir: Path | None = None
     resume: bool = False
+    cache_latents: str = "auto"
+    cache_dir: Path | None = None
+    cache_budget_gb: float = DEFAULT_BUDGET_GB
+    log_with: str = "none"
+    log_dir: Path | None = None
     log_every: int = 10
 
+    @property
+    def trains_adapter(self) -> bool:
+        return self.train in ("adapter", "both")
+
+    @property
+    def trains_lora(self) -> bool:
+        return self.train in ("unet-lora", "both")
+
     def check(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 0 or self.log_every < 1:
-            raise InvalidInputError("steps and batch size must be >= 1, checkpoint interval >= 0")
+        if min(self.steps, self.batch_size, self.grad_accum, self.log_every) < 1 or self.checkpoint_every < 0 \
+                or self.lr_warmup_steps < 0:
+            raise InvalidInputError("steps, batch size, gradient accumulation must be >= 1, checkpoint interval and "
+                                    "warm-up >= 0")
         if not self.beta > 0 or not self.lr > 0:
             raise InvalidInputError(f"beta and lr must be > 0, got beta {self.beta}, lr {self.lr}")
         if self.resolution < 8 or self.resolution % 8:
             raise InvalidInputError(f"resolution must be a positive multiple of 8, got {self.resolution}")
+        for name, value, choices in (("train", self.train, TRAIN_CHOICES),
+                                     ("mixed precision", self.mixed_precision, PRECISIONS),
+                                     ("cache latents", self.cache_latents, CACHE_CHOICES),
+                                     ("log with", self.log_with, LOG_CHOICES)):
+            if value not in choices:
+                raise InvalidInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if (self.checkpoint_every or self.resume) and self.checkpoint_dir is None:
             raise InvalidInputError("checkpoints need a checkpoint folder")
+        if self.cache_latents == "on" and self.cache_dir is None:
+            raise InvalidInputError("--cache-latents on needs a cache folder")
 
 
 @dataclass
 class TrainResult:
-    adapter: VisualPromptAdapter
+    adapter: VisualPromptAdapter  # trained (float32, CPU), or the input one when only the LoRA trained
+    lora: dict[str, torch.Tensor] | None  # ComfyUI (kohya) LoRA tensors when the LoRA trained
     start_step: int
     steps: int
     losses: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)  # implicit reward accuracy per optimizer step
     margins: list[float] = field(default_factory=list)
+    seconds_per_step: float | None = None
+    processes: int = 1
+    global_batch: int = 1
+    cached_latents: bool = False
+    is_main_process: bool = True
+
+    def summary(self) -> dict:
+        """Figures over the last steps, for the final JSON."""
+        def tail(values):
+            window = values[-SUMMARY_WINDOW:]
+            return round(sum(window) / len(window), 6) if window else None
+
+        return {"final_loss": tail(self.losses), "reward_accuracy": tail(self.accuracies),
+                "final_margin": tail(self.margins), "seconds_per_step": self.seconds_per_step,
+                "processes": self.processes, "global_batch": self.global_batch, "cached_latents": self.cached_latents}
 
 
-def _fingerprint(module: torch.nn.Module) -> float:
-    """A cheap checksum of a module's weights, to refuse resuming against another adapter."""
-    return float(sum(p.double().sum() + p.double().abs().sum() for p in module.state_dict().values()))
+def _accelerator(config: TrainConfig, find_unused: bool):
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState, GradientState
 
-
-class DPOModel:
-    """The frozen pipeline, the trained adapter and the reference, with the patches installed
-    on the UNet while ``active()``."""
-
-    def __init__(self, pipe, adapter: VisualPromptAdapter, image_encoder=None, device: torch.device | str = "cpu"):
-        from diffusers import DDPMScheduler
-
-        self.pipe, self.encoder, self.device = pipe, image_encoder, torch.device(device)
-        check_sites(adapter, diffusers_attn2_sites(pipe.unet))
-        self.reference = copy.deepcopy(adapter).float().to(self.device).eval().requires_grad_(False)
-        self.adapter = copy.deepcopy(adapter).float().to(self.device).train().requires_grad_(True)
-        self.injection = TrainableInjection(self.adapter)
-        self.patches = [ImagePromptAttention(self.injection, i) for i in range(len(adapter.ip_adapter))]
-        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.alphas = self.noise_scheduler.alphas_cumprod.to(self.device)
-
-    def parameters(self, with_projection: bool) -> list[torch.nn.Parameter]:
-        params = list(self.adapter.ip_adapter.parameters())
-        if with_projection:
-            params += list(self.adapter.image_proj.parameters())
-        else:
-            self.adapter.image_proj.requires_grad_(False)
-        return params
-
-    def _tokens(self, source, adapter: VisualPromptAdapter) -> torch.Tensor:
-        if source.tokens is not None:
-            return source.tokens.to(self.device)
-        pixels = torch.cat([load_square(path, self.encoder.image_size) for path in source.images])
-        features = self.encoder.features(as_image(pixels), adapter.layout.feature_name).to(self.device)
-        tokens = adapter.image_proj(features)
-        return tokens.reshape(-1, tokens.shape[-1])
-
-    @torch.no_grad()
-    def _latents(self, path, resolution: int) -> torch.Tensor:
-        from ..pipeline import encode_image
-
-        return encode_image(self.pipe, as_image(load_square(path, resolution))).to(self.device)
-
-    @torch.no_grad()
-    def _text(self, prompt: str) -> torch.Tensor:
-        from ..pipeline import encode_prompts
-
-        return encode_prompts(self.pipe, [prompt])[0].to(self.device)
-
-    def errors(self, example: Example, generator: torch.Generator, resolution: int, options: dict,
-               with_reference: bool = True) -> tuple[torch.Tensor, ...]:
-        """Per-sample errors (trained w, trained l[, reference w, reference l]) on one pair,
-        both images noised with the same ε at the same timestep."""
-        pair = example.pair
-        latents = torch.cat([self._latents(pair.chosen, resolution), self._latents(pair.rejected, resolution)])
-        if latents.shape[0] != 2:
-            raise InvalidInputError(f"pair {pair.id}: expected one image each for chosen and rejected")
-        steps = self.noise_scheduler.config.num_train_timesteps
-        timestep = torch.randint(0, steps, (1,), generator=generator).to(self.device)
-        noise = torch.randn(latents.shape[1:], generator=generator).to(self.device).expand_as(latents)
-        noisy = self.noise_scheduler.add_noise(latents, noise, timestep.expand(2))
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(latents, noise, timestep.expand(2))
-        else:
-            target = noise
-        text = self._text(pair.prompt).expand(2, -1, -1)
-        options["cond_or_uncond"] = [WINNER_INDEX, LOSER_INDEX]
-        sigma = ((1 - self.alphas[timestep]) / self.alphas[timestep]).sqrt()
-        options["sigmas"] = sigma.expand(2)
-
-        def run(adapter: VisualPromptAdapter) -> torch.Tensor:
-            self.injection.adapter = adapter
-            self.injection.tokens = {POSITIVE: self._tokens(example.positive, adapter),
-                                     NEGATIVE_VISUAL: self._tokens(example.negative, adapter)}
-            prediction = self.pipe.unet(noisy, timestep.expand(2), encoder_hidden_states=text).sample
-            return per_sample_error(prediction, target)
-
-        model = run(self.adapter)
-        if not with_reference:
-            return tuple(model)
-        with torch.no_grad():
-            reference = run(self.reference)
-        self.injection.adapter = self.adapter
-        return (*model, *reference)
-
-    def active(self):
-        return patched(self.pipe.unet, self.patches)
-
-    @torch.no_grad()
-    def margin(self, examples: Sequence[Example], seed: int, resolution: int, samples: int = 4) -> float:
-        """Mean preference margin over every pair with ``samples`` fixed noise draws each
-        (the same draws every time it is called with the same seed)."""
-        total, count = 0.0, 0
-        with self.active() as options:
-            for index, example in enumerate(examples):
-                for draw in range(samples):
-                    generator = torch.Generator().manual_seed(_seed(seed, "eval", index, draw))
-                    w, l, ref_w, ref_l = self.errors(example, generator, resolution, options)
-                    total += float((ref_w - ref_l) - (w - l))
-                    count += 1
-        return total / max(count, 1)
-
-
-def _seed(*parts) -> int:
-    return zlib.crc32(":".join(str(p) for p in parts).encode())
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    return sorted(folder.glob(f"{CHECKPOINT_PREFIX}*.pt")) if folder.is_dir() else []
-
-
-def _save_checkpoint(folder: Path, step: int, model: DPOModel, optimizer, config: TrainConfig) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{CHECKPOINT_PREFIX}{step:08d}.pt"
-    state = {"step": step, "adapter": model.adapter.state_dict(), "optimizer": optimizer.state_dict(),
-             "reference_fingerprint": _fingerprint(model.reference), "seed": config.seed, "beta": config.beta,
-             "batch_size": config.batch_size, "resolution": config.resolution}
-    with temp_beside(path) as tmp:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    for old in _checkpoints(folder)[:-KEEP_CHECKPOINTS]:
-        old.unlink(missing_ok=True)
-    return path
-
-
-def _resume(folder: Path, model: DPOModel, optimizer, config: TrainConfig) -> int:
-    found = _checkpoints(folder)
-    if not found:
-        log.warning("--resume: no checkpoint in %s, starting at step 0", folder)
-        return 0
-    path = found[-1]
+    # one process may train several times (tests, notebooks) with other precisions; the
+    # process group (PartialState) is kept
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    tracker = log_with(config.log_with, config.log_dir, "train-dpo")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # not a tensor checkpoint: loading it would run code from the file
-        raise UnsafeCheckpointError(f"{path}: needs full pickle to load, which can run arbitrary code; it was "
-                                    "refused (delete it to start again)") from exc
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise InvalidInputError(f"{path}: unreadable checkpoint ({exc})") from exc
-    if abs(state["reference_fingerprint"] - _fingerprint(model.reference)) > 1e-6 * max(1.0, abs(
-            state["reference_fingerprint"])):
-        raise InvalidInputError(f"{path} was trained from another --adapter; resume with the same adapter")
-    for key in ("seed", "beta", "batch_size", "resolution"):
-        if state[key] != getattr(config, key):
-            raise InvalidInputError(f"{path} was trained with {key}={state[key]}, not {getattr(config, key)}; "
-                                    "resume with the same settings")
-    model.adapter.load_state_dict(state["adapter"])
-    optimizer.load_state_dict(state["optimizer"])
-    log.info("resumed from %s at step %d", path.name, state["step"])
-    return int(state["step"])
+        return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+                           log_with=tracker, project_dir=str(config.log_dir) if config.log_dir else None,
+                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)])
+    except ValueError as exc:  # e.g. fp16 on a CPU
+        raise InvalidInputError(f"--mixed-precision {config.mixed_precision}: {exc}") from exc
+
+
+def _uses_features(source) -> bool:
+    return source.tokens is None
+
+
+def _visual_source(adapter: VisualPromptAdapter, encoder) -> Callable[[object], dict]:
+    """A visual prompt as the model reads it: fixed ``tokens``, or image-encoder ``embeds``
+    (given, or encoded here from images) that the adapter's projection turns into tokens."""
+    def visual(source) -> dict:
+        if source.tokens is not None:
+            return {"tokens": source.tokens.float()}
+        embeds = getattr(source, "embeds", None)
+        if embeds is None:
+            pixels = torch.cat([load_square(path, encoder.image_size) for path in source.images])
+            embeds = encoder.features(as_image(pixels), adapter.layout.feature_name)
+        return {"embeds": embeds.float().cpu()}
+
+    return visual
+
+
+def _latent_source(pipe, examples: Sequence[Example], config: TrainConfig, accelerator) -> tuple[Callable, bool]:
+    """``latents(path)`` from the VAE on the fly, or from the latent cache after one pass."""
+    from ..pipeline import encode_image
+
+    @torch.no_grad()
+    def encode(path) -> torch.Tensor:
+        return encode_image(pipe, as_image(load_square(path, config.resolution)))[0]
+
+    paths = distinct_images(p for e in examples for p in (e.pair.chosen, e.pair.rejected))
+    use = config.cache_latents == "on" or (config.cache_latents == "auto" and config.cache_dir is not None
+                                           and fits_budget(len(paths), config.resolution, config.cache_budget_gb))
+    if not use:
+        return encode, False
+    cache = LatentCache(config.cache_dir, module_digest(pipe.vae), config.resolution)
+    started = time.perf_counter()
+    encoded = cache.fill(paths, encode, (accelerator.process_index, accelerator.num_processes))
+    accelerator.wait_for_everyone()
+    log.info("latent cache %s: %d images, %d encoded by this process in %.1f s", cache.folder, len(paths), encoded,
+             time.perf_counter() - started)
+    return cache.latents, True
+
+
+def _warmup(processes: int, warmup_steps: int) -> Callable[[int], float]:
+    # accelerate steps a prepared scheduler once per process for every optimizer step
+    return lambda count: min(1.0, (count // processes + 1) / (warmup_steps + 1))
+
+
+def _settings(config: TrainConfig, adapter: VisualPromptAdapter, processes: int) -> dict:
+    lora = config.trains_lora
+    return {"train": config.train, "lora_rank": config.lora_rank if lora else None,
+            "lora_alpha": config.lora_alpha if lora else None, "world_size": processes, "seed": config.seed,
+            "beta": config.beta, "batch_size": config.batch_size, "grad_accum": config.grad_accum,
+            "resolution": config.resolution, "adapter_digest": module_digest(adapter)}
 
 
 def train_dpo(pipe, adapter: VisualPromptAdapter, examples: Sequence[Example], config: TrainConfig,
               image_encoder=None, progress: bool = True,
               on_step: Callable[[int, DPOTerms], None] | None = None) -> TrainResult:
-    """Train a copy of ``adapter``; returns it (float32, CPU) with the loss/margin history."""
+    """Train what ``config.train`` names; the pipeline and ``adapter`` are left as given."""
     try:
-        from accelerate import Accelerator
+        import accelerate  # noqa: F401
     except ImportError as exc:
         raise InvalidInputError("train-dpo runs on HuggingFace accelerate, which is not installed: "
                                 "pip install 'emotion-director[train]'") from exc
-    from tqdm.auto import tqdm
-
     config.check()
     if not examples:
         raise InvalidInputError("no usable preference pairs to train on")
-    needs_encoder = any(e.needs_encoder for e in examples)
-    if needs_encoder and image_encoder is None:
+    if config.trains_lora:
+        require_peft()
+    sources = [s for e in examples for s in (e.positive, e.negative)]
+    with_projection = config.trains_adapter and any(_uses_features(s) for s in sources)
+    if image_encoder is None and any(s.tokens is None and getattr(s, "embeds", None) is None for s in sources):
         raise InvalidInputError("some visual prompts are images (or missing, so the pair's own images are used); "
                                 "they need a CLIP vision image encoder (the base model's image_encoder/ folder)")
-    accelerator = Accelerator()
-    device = accelerator.device
+    accelerator = _accelerator(config, find_unused=with_projection and not all(_uses_features(s) for s in sources))
+    device, processes = accelerator.device, accelerator.num_processes
     pipe.to(device)
     if image_encoder is not None:
         image_encoder.model.to(device)
-    model = DPOModel(pipe, adapter, image_encoder, device)
-    params = model.parameters(with_projection=needs_encoder)
-    optimizer = accelerator.prepare(torch.optim.AdamW(params, lr=config.lr))
-    start = _resume(config.checkpoint_dir, model, optimizer, config) if config.resume else 0
-    result = TrainResult(model.adapter, start, config.steps)
-    rank, processes = accelerator.process_index, accelerator.num_processes
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train-dpo", file=sys.stderr,
+    settings = _settings(config, adapter, processes)
+    if config.trains_lora:
+        add_unet_lora(pipe.unet, config.lora_rank, config.lora_alpha)
+    try:
+        with advise_on_oom(config.batch_size, config.grad_accum, processes, config.resolution,
+                           config.mixed_precision):
+            return _train(pipe, adapter, examples, config, image_encoder, accelerator, settings, with_projection,
+                          progress, on_step)
+    finally:
+        if config.trains_lora:
+            remove_unet_lora(pipe.unet)
+        accelerator.end_training()
+
+
+def _train(pipe, adapter, examples, config: TrainConfig, encoder, accelerator, settings: dict,
+           with_projection: bool, progress: bool, on_step) -> TrainResult:
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from ..pipeline import encode_prompts
+
+    processes = accelerator.num_processes
+    module = DPOModule(pipe.unet, adapter, pipe.scheduler.config, config.trains_adapter, with_projection,
+                       config.trains_lora)
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(processes, config.lr_warmup_steps))
+    checkpoints.install_hooks(accelerator, module)
+    resume_from, start = None, 0
+    if config.resume:
+        resume_from, start = checkpoints.newest(config.checkpoint_dir, settings)
+    latents, cached = _latent_source(pipe, examples, config, accelerator)
+    text = functools.lru_cache(maxsize=256)(lambda prompt: encode_prompts(pipe, [prompt])[0][0].detach().cpu())
+    dataset = DrawDataset(examples, config.seed, module.timesteps, latents, text, _visual_source(adapter, encoder))
+    per_step = config.batch_size * config.grad_accum * processes
+    sampler = SeededDrawSampler(len(examples), config.seed, start * per_step, config.steps * per_step)
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_draws)
+    model, optimizer, loader, schedule = accelerator.prepare(module, optimizer, loader, schedule)
+    if resume_from is not None:
+        checkpoints.load(accelerator, resume_from)
+    if config.log_dir is not None and config.log_with != "none":
+        accelerator.init_trackers("train-dpo", config={k: str(v) for k, v in settings.items()})
+    result = TrainResult(module.adapter, None, start, config.steps, processes=processes, global_batch=per_step,
+                         cached_latents=cached, is_main_process=accelerator.is_main_process)
+    bar = tqdm(total=config.steps, initial=start, desc="train-dpo", file=sys.stderr, unit="step",
                disable=not progress or not accelerator.is_main_process)
-    with model.active() as options:
-        for step in bar:
-            optimizer.zero_grad(set_to_none=True)
-            losses, margins = [], []
-            for micro in range(config.batch_size):
-                generator = torch.Generator().manual_seed(_seed(config.seed, step, micro, rank))
-                example = examples[int(torch.randint(len(examples), (1,), generator=generator))]
-                w, l, ref_w, ref_l = model.errors(example, generator, config.resolution, options)
-                terms = diffusion_dpo_loss(w, l, ref_w, ref_l, config.beta)
-                accelerator.backward(terms.loss / config.batch_size)
-                losses.append(float(terms.loss.detach()))
-                margins.append(float(terms.margin.mean()))
-            if processes > 1:
-                for p in params:
-                    if p.grad is not None:
-                        p.grad = accelerator.reduce(p.grad, reduction="mean")
-            optimizer.step()
-            loss, margin = sum(losses) / len(losses), sum(margins) / len(margins)
+    step, margins, started = start, [], time.perf_counter()
+    with module.active():
+        for batch in loader:
+            with accelerator.accumulate(model):
+                terms = diffusion_dpo_loss(*model(batch), config.beta)
+                accelerator.backward(terms.loss)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+            margins.append(accelerator.gather(terms.margin.detach().float()))
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            every = torch.cat(margins)
+            margins = []
+            loss = float(torch.nn.functional.softplus(-0.5 * config.beta * every).mean())
+            accuracy, margin = float((every > 0).float().mean()), float(every.mean())
             result.losses.append(loss)
+            result.accuracies.append(accuracy)
             result.margins.append(margin)
-            bar.set_postfix(loss=f"{loss:.4f}", margin=f"{margin:.3g}")
-            done = step + 1
-            if done % config.log_every == 0 or done == config.steps:
-                window = result.losses[-config.log_every:]
-                log.info("step %d/%d loss %.5f (mean of last %d) margin %.4g", done, config.steps,
-                         sum(window) / len(window), len(window), margin)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.2f}")
+            if step % config.log_every == 0 or step == config.steps:
+                accelerator.log({"loss": loss, "reward_accuracy": accuracy, "margin": margin,
+                                 "lr": schedule.get_last_lr()[0]}, step=step)
+                log.info("step %d/%d loss %.5f reward accuracy %.2f margin %.4g", step, config.steps, loss, accuracy,
+                         margin)
             if on_step is not None:
-                on_step(done, terms)
-            if config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
-                accelerator.wait_for_everyone()
-                if accelerator.is_main_process:
-                    _save_checkpoint(config.checkpoint_dir, done, model, optimizer, config)
+                on_step(step, terms)
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+                checkpoints.save(accelerator, config.checkpoint_dir, step, settings)
     bar.close()
-    result.adapter = model.adapter.cpu().eval().requires_grad_(False)
+    done = step - start
+    result.seconds_per_step = round((time.perf_counter() - started) / done, 6) if done else None
+    accelerator.wait_for_everyone()
+    if config.trains_adapter:
+        result.adapter = copy.deepcopy(module.adapter).cpu().eval().requires_grad_(False)
+    else:
+        result.adapter = copy.deepcopy(adapter).float().eval()
+    if config.trains_lora:
+        result.lora = comfyui_lora_state(pipe.unet)
     return result

@@ -1,9 +1,17 @@
 """Feature extractors for bank building and retrieval.
 
 Text: the open_clip text tower of a CLIP file (a CLIP zero-shot critic file is
-one). Images: that file's CLIP image tower (its output is what IP-Adapter's
-base projection reads as ``image_embeds`` when the file is the adapter's CLIP,
-e.g. ViT-H/14), or a DINOv2 ViT from a local transformers folder.
+one). Images, every encoder giving ``features(pixels) -> {feature name: tensor}`` for
+pixels ``[B, 3, S, S]`` in 0..1 already cropped to its ``image_size``:
+
+- ``clip``: that file's CLIP image tower (its output is what IP-Adapter's base projection
+  reads as ``image_embeds`` when the file is the adapter's CLIP, e.g. ViT-H/14);
+- ``dino``: a DINOv2 ViT from a local transformers folder (pooled);
+- ``clip-vision``: a transformers CLIPVisionModelWithProjection folder (IP-Adapter's
+  ``image_encoder``), giving ``image_embeds`` and ``penultimate_hidden_states`` (plus adapters).
+
+Another feature space (e.g. SigLIP for Flux Redux) is one more class with these three
+members plus a bank kind in ``store.BANK_KINDS`` naming its feature.
 """
 
 from __future__ import annotations
@@ -69,23 +77,59 @@ class ClipTextEncoder:
 
 
 class PooledImageEncoder:
-    """IMAGE ``[B,H,W,3]`` -> pooled image features ``[B, dim]`` (not normalised: the
-    adapter's projection reads raw features)."""
+    """Pooled image features ``[B, dim]`` (not normalised: the adapter's projection reads raw
+    features), under the feature name ``image_embeds``."""
 
     def __init__(self, kind: str, name: str, network: nn.Module, preprocess: ClipPreprocess, dim: int, feature: str):
         self.kind, self.name, self.network, self.preprocess = kind, name, network.eval(), preprocess
         self.dim, self.feature = dim, feature
 
+    @property
+    def image_size(self) -> int:
+        return self.preprocess.image_size
+
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = self.preprocess(to_nchw(images))
-        out = self.network(pixels)
+    def features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.network(self.preprocess(pixels))
         if self.kind == "dino":
             out = out.pooler_output
-        return out.float()
+        return {"image_embeds": out.float()}
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """IMAGE ``[B,H,W,3]`` -> ``[B, dim]``."""
+        return self.features(to_nchw(images))["image_embeds"]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "name": self.name, "dim": self.dim, "feature": self.feature}
+
+
+class ClipVisionFeatureEncoder:
+    """IP-Adapter's CLIP vision model: ``image_embeds [B, D]`` and ``penultimate_hidden_states
+    [B, T, H]``, what ComfyUI's CLIP_VISION gives base and plus adapters."""
+
+    def __init__(self, folder: str | Path):
+        from ..pipeline.visual import load_image_encoder
+
+        self.encoder = load_image_encoder(folder)
+        self.name = Path(folder).name
+        config = self.encoder.model.config
+        self.dim, self.hidden_dim = int(config.projection_dim), int(config.hidden_size)
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.image_size
+
+    @torch.no_grad()
+    def features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        model = self.encoder.model
+        out = model(pixel_values=self.encoder.preprocess(pixels).to(model.device, model.dtype),
+                    output_hidden_states=True)
+        return {"image_embeds": out.image_embeds.float(), "penultimate_hidden_states": out.hidden_states[-2].float()}
+
+    def describe(self) -> dict:
+        return {"kind": "clip-vision", "name": self.name, "dim": self.dim, "hidden_dim": self.hidden_dim,
+                "feature": "image_embeds+penultimate_hidden_states"}
 
 
 def clip_image_encoder(clip: OpenClipFile) -> PooledImageEncoder:

@@ -48,7 +48,7 @@ def caption_from_attributes(annotation: Mapping[str, Any]) -> str:
     if isinstance(annotation.get("facial_expression"), str) and annotation["facial_expression"].strip():
         parts.append(f"{_words(annotation['facial_expression'])} faces")
     if isinstance(annotation.get("scene"), str) and annotation["scene"].strip():
-        parts.append(f"in {_article(_words(annotation['scene']))}")
+        parts.append(f"at {_article(_words(annotation['scene']))}")
     for key, table in (("brightness", BRIGHTNESS_WORDS), ("colorfulness", COLORFULNESS_WORDS)):
         words = _level(annotation.get(key), table)
         if words and parts:  # looks alone do not make a caption

@@ -93,8 +93,10 @@ def pair_example(pair: PreferencePair, cross_dim: int | None, picker: "BankPromp
             raise InvalidInputError("this pair has no recorded visual prompts; pass --bank BANK to retrieve them "
                                     "from a prompt bank by the pair's caption")
         picks = picker.pick(pair.target_emotion, pair.negative_emotion, pair.prompt)
-    sources, provenance = [], {"id": pair.id, "caption": pair.prompt, "chosen": pair.chosen.name,
-                               "rejected": pair.rejected.name}
+    sources, provenance = [], {"id": pair.id, "caption": pair.prompt, "chosen": str(pair.chosen),
+                               "rejected": str(pair.rejected)}
+    if "rejected_caption" in pair.extra:
+        provenance["rejected_caption"] = pair.extra["rejected_caption"]
     for role, ref, emotion, index in (("positive", pair.positive_visual, pair.target_emotion, 0),
                                       ("negative", pair.negative_visual, pair.negative_emotion, 1)):
         if ref is not None:

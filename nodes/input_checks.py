@@ -21,6 +21,7 @@ from emotion_core.critics.base import EmotionCritic
 from emotion_core.direction import EmotionDirection
 from emotion_core.errors import InvalidInputError
 from emotion_core.visual_prompt.adapter import VisualPromptAdapter
+from emotion_core.visual_prompt.flux_ip_adapter import FluxIPAdapter
 from emotion_core.visual_prompt.prompt import VisualPrompt
 
 from .model_folders import model_path
@@ -31,7 +32,7 @@ SHOWN_OPTIONS = 12
 PACK_TYPES = {
     "EMOTION_DIRECTION": (EmotionDirection, "Emotion Direction"),
     "EMOTION_CRITIC": (EmotionCritic, "Load Emotion Critic"),
-    "VISUAL_PROMPT_ADAPTER": (VisualPromptAdapter, "Load Visual Prompt Adapter"),
+    "VISUAL_PROMPT_ADAPTER": ((VisualPromptAdapter, FluxIPAdapter), "Load Visual Prompt Adapter"),
     "VISUAL_PROMPT": (VisualPrompt, "Emotion Visual Prompt Bank"),
 }
 

@@ -18,6 +18,16 @@ from emotion_core.visual_prompt import (
     load_adapter,
     make_patches,
 )
+from emotion_core.visual_prompt.flux_injection import (
+    check_flux_adapter,
+    flux_layer_weights,
+    flux_model_shape,
+    is_flux_model,
+    make_flux_patches,
+    model_family_name,
+    project_flux_prompt,
+)
+from emotion_core.visual_prompt.flux_layout import FLUX
 from emotion_core.visual_prompt.prompt import COMBINE_MODES
 from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 
@@ -134,9 +144,20 @@ class VisualPromptInjector(CheckedNode):
         # cheap checks first: CLIP vision encoding is the slow part
         sigma_range = _sigma_range(model, start_percent, end_percent)
         patched = model.clone()
-        sites = comfy_unet_attn2_sites(patched.get_model_object("diffusion_model"))
-        check_sites(adapter, sites)
-        weights = layer_weights(weight_schedule, sites, weight)
+        diffusion_model = patched.get_model_object("diffusion_model")
+        if is_flux_model(diffusion_model):
+            shape = flux_model_shape(diffusion_model)
+            keys = check_flux_adapter(adapter.layout, shape)
+            weights = flux_layer_weights(weight_schedule, keys, weight)
+        else:
+            if adapter.layout.family == FLUX:
+                raise InvalidInputError(
+                    f"this adapter is for Flux ({adapter.layout.variant} format, DiT blocks) but the model is "
+                    f"{model_family_name(diffusion_model)}; load an SD1.5/SDXL IP-Adapter for this model"
+                )
+            sites = comfy_unet_attn2_sites(diffusion_model)
+            check_sites(adapter, sites)
+            weights = layer_weights(weight_schedule, sites, weight)
         if visual_prompt is None:
             for name, value in (("image", image), ("negative_image", negative_image)):
                 # before CLIP vision sees NaN or huge images (build_visual_prompt reports an empty batch)
@@ -144,7 +165,10 @@ class VisualPromptInjector(CheckedNode):
                     as_rgb_batch(value, name)
             encode = _clip_features(clip_vision, adapter.layout.feature_name)
             visual_prompt = build_visual_prompt(adapter, encode, image, negative_image, image_combine)
-        inject(patched, adapter, sites, visual_prompt, weights, sigma_range)
+        if is_flux_model(diffusion_model):
+            inject_flux(patched, adapter, keys, shape, visual_prompt, weights, sigma_range)
+        else:
+            inject(patched, adapter, sites, visual_prompt, weights, sigma_range)
         return io.NodeOutput(patched)
 
 
@@ -161,6 +185,19 @@ def inject(patched, adapter, sites, visual_prompt, weights, sigma_range=None) ->
     existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("attn2", {})
     for site, patch in make_patches(injection, sites, existing, optimized_attention):
         patched.set_model_attn2_replace(patch, site.block, site.number, site.index)
+
+
+def inject_flux(patched, adapter, keys, shape, visual_prompt, weights, sigma_range=None) -> None:
+    """Add DiT block patches for a Flux IP-Adapter to a cloned Flux model, stacking on existing ones."""
+    from comfy.model_patcher import ModelPatcher
+
+    projected = project_flux_prompt(adapter, visual_prompt, shape)
+    kv_patcher = ModelPatcher(projected, load_device=patched.load_device, offload_device=patched.offload_device)
+    injection = VisualPromptInjection(projected, weights, sigma_range, managed_models=[kv_patcher])
+    existing = patched.model_options["transformer_options"].get("patches_replace", {}).get("dit", {})
+    diffusion_model = patched.get_model_object("diffusion_model")
+    for key, patch in make_flux_patches(injection, diffusion_model, keys, adapter.layout.variant, existing):
+        patched.set_model_patch_replace(patch, "dit", key[0], key[1])
 
 
 NODES = [VisualPromptAdapterLoader, VisualPromptInjector]

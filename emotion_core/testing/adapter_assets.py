@@ -10,6 +10,7 @@ run with the test CLIP vision file in a real ComfyUI.
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -105,3 +106,62 @@ def write_test_adapters(models_dir: str | Path, names: Mapping[str, str], seed: 
         metadata = {"role": role, "layout": f"ip-adapter sd15 {variant}", "seed": seed, "random_weights": True}
         written[role] = save_safetensors(tensors, models_dir / names[role], metadata)
     return written
+
+
+# Flux.1 IP-Adapters: XLabs (CLIP ViT-L/14 image_embeds, 4 tokens, 19 double blocks) and
+# InstantX (SigLIP so400m pooled, 128 tokens, 19 double + 38 single blocks); T5 width 4096, DiT width 3072.
+FLUX_T5_DIM, FLUX_HIDDEN = 4096, 3072
+REAL_FLUX_LAYOUTS = {"xlabs": dict(layers=19, feature_dim=768, tokens=4),
+                     "instantx": dict(layers=57, feature_dim=1152, tokens=128)}
+
+
+def flux_adapter_shapes(variant: str, layers: int, hidden: int = FLUX_HIDDEN, cross_dim: int = FLUX_T5_DIM,
+                        feature_dim: int | None = None, tokens: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a Flux IP-Adapter state dict in the XLabs or InstantX layout (InstantX's
+    .bin nests ``image_proj`` / ``ip_adapter``; flattened here, as the loader flattens it)."""
+    real = REAL_FLUX_LAYOUTS[variant]
+    feature_dim, tokens = feature_dim or real["feature_dim"], tokens or real["tokens"]
+    shapes: dict[str, tuple[int, ...]] = {}
+    if variant == "xlabs":
+        shapes["ip_adapter_proj_model.proj.weight"] = (tokens * cross_dim, feature_dim)
+        shapes["ip_adapter_proj_model.proj.bias"] = (tokens * cross_dim,)
+        shapes["ip_adapter_proj_model.norm.weight"] = shapes["ip_adapter_proj_model.norm.bias"] = (cross_dim,)
+        for i in range(layers):
+            for kv in "kv":
+                p = f"double_blocks.{i}.processor.ip_adapter_double_stream_{kv}_proj"
+                shapes[f"{p}.weight"], shapes[f"{p}.bias"] = (hidden, cross_dim), (hidden,)
+    else:
+        shapes["image_proj.proj.0.weight"], shapes["image_proj.proj.0.bias"] = (2 * feature_dim, feature_dim), \
+            (2 * feature_dim,)
+        shapes["image_proj.proj.2.weight"] = (tokens * cross_dim, 2 * feature_dim)
+        shapes["image_proj.proj.2.bias"] = (tokens * cross_dim,)
+        shapes["image_proj.norm.weight"] = shapes["image_proj.norm.bias"] = (cross_dim,)
+        for i in range(layers):
+            shapes[f"ip_adapter.{i}.to_k_ip.weight"] = shapes[f"ip_adapter.{i}.to_v_ip.weight"] = (hidden, cross_dim)
+    return shapes
+
+
+def real_flux_adapter_shapes(variant: str) -> dict[str, tuple[int, ...]]:
+    """Shapes of XLabs' ``ip_adapter.safetensors`` / InstantX's ``ip-adapter.bin`` for Flux.1-dev."""
+    return flux_adapter_shapes(variant, REAL_FLUX_LAYOUTS[variant]["layers"])
+
+
+def write_flux_ip_adapter(path: str | Path, variant: str, layers: int, hidden: int, seed: int = 0,
+                          tokens: int | None = None) -> Path:
+    """A random-weight Flux IP-Adapter file in the published layout: XLabs as safetensors, InstantX as
+    a torch-saved ``{"image_proj": ..., "ip_adapter": ...}`` .bin (read weights-only)."""
+    shapes = flux_adapter_shapes(variant, layers, hidden, tokens=tokens)
+    tensors = random_state_dict(shapes, seed=zlib.crc32(f"flux-{variant}:{seed}".encode()), dtype=torch.float16)
+    path = Path(path)
+    if variant == "xlabs":
+        return save_safetensors(tensors, path, {"layout": "flux ip-adapter xlabs", "seed": seed,
+                                                "random_weights": True})
+    nested = {"image_proj": {k[len("image_proj."):]: v for k, v in tensors.items() if k.startswith("image_proj.")},
+              "ip_adapter": {k[len("ip_adapter."):]: v for k, v in tensors.items() if k.startswith("ip_adapter.")}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..atomic import temp_beside
+
+    with temp_beside(path) as temp:
+        torch.save(nested, temp)
+        os.replace(temp, path)
+    return path

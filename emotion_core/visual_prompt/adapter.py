@@ -13,6 +13,8 @@ from torch import nn
 
 from ..errors import InvalidInputError, ModelFormatError
 from ..weights import load_state_dict
+from .flux_ip_adapter import FluxIPAdapter
+from .flux_layout import is_flux_adapter_state
 from .layout import AdapterLayout, detect_layout
 from .projection import build_projection
 
@@ -103,10 +105,13 @@ def load_adapter_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return load_state_dict(path)
 
 
-def load_adapter(path: str | os.PathLike) -> VisualPromptAdapter:
-    """An adapter from an IP-Adapter-layout file, on the CPU."""
+def load_adapter(path: str | os.PathLike) -> "VisualPromptAdapter | FluxIPAdapter":
+    """An adapter from an IP-Adapter-layout file (SD1.5/SDXL, or Flux in the XLabs or InstantX
+    format), on the CPU."""
     state = load_adapter_state(path)
     try:
+        if is_flux_adapter_state(state):
+            return FluxIPAdapter.from_state_dict(state)
         return VisualPromptAdapter.from_state_dict(state)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{Path(path).name}: {exc}") from exc

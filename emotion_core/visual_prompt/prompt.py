@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InvalidInputError
 from .adapter import VisualPromptAdapter
-from .layout import BASE, AdapterLayout
+from .layout import PLUS, AdapterLayout
 
 POSITIVE, NEGATIVE = "positive", "negative"
 # Three-branch DPO guidance: the same text with another emotion's visual prompt.
@@ -89,7 +89,7 @@ def build_visual_prompt(adapter: VisualPromptAdapter, encode: Callable[[torch.Te
         _check_images(negative_images, "negative_image")
         negative = _tokens(adapter, encode(negative_images), combine)
     else:
-        neutral = torch.zeros_like(features[:1]) if adapter.layout.variant == BASE else encode(neutral_image())
+        neutral = encode(neutral_image()) if adapter.layout.variant == PLUS else torch.zeros_like(features[:1])
         copies = features.shape[0] if combine == "concat" else 1
         negative = _tokens(adapter, neutral, combine).repeat(copies, 1)
     layout = adapter.layout

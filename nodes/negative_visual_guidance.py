@@ -35,7 +35,7 @@ from emotion_core.guidance import (
     visual_scale_at,
     with_negative_visual,
 )
-from emotion_core.visual_prompt import check_sites, comfy_unet_attn2_sites, layer_weights
+from emotion_core.visual_prompt import NEGATIVE_VISUAL, check_sites, comfy_unet_attn2_sites, layer_weights
 from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 
 from .common import CATEGORY
@@ -111,8 +111,9 @@ def _check_batches(latent: torch.Tensor | None, **conditionings) -> None:
 def make_guider(model, adapter, positive, negative, positive_visual_prompt, negative_visual_prompt, cfg: float,
                 visual_scale: float, visual_schedule: str, visual_weight: float, latent: torch.Tensor | None = None):
     """The injected clone of ``model`` and its three-branch guider. Without a negative visual
-    prompt the visual term is off: plain CFG (two branches) with the positive visual prompt,
-    and a warning."""
+    prompt the positive prompt's own ``negative_visual`` tokens are used (a bank prompt with a
+    negative emotion); without those too the visual term is off: plain CFG (two branches)
+    with the positive visual prompt, and a warning."""
     check_visual_scale(visual_scale)
     if not math.isfinite(cfg) or cfg < 0:
         raise InvalidInputError(f"cfg must be a finite number >= 0, got {cfg}")
@@ -124,7 +125,9 @@ def make_guider(model, adapter, positive, negative, positive_visual_prompt, nega
     if positive_visual_prompt is None:
         raise InvalidInputError("connect positive_visual_prompt (e.g. from Emotion Visual Prompt Bank)")
     _check_batches(latent, positive=positive, negative=negative)
-    if negative_visual_prompt is None:
+    # a bank prompt made with a negative_emotion carries that emotion's tokens as its negative visual role
+    carries_negative_visual = NEGATIVE_VISUAL in positive_visual_prompt.tokens
+    if negative_visual_prompt is None and not carries_negative_visual:
         if visual_scale != 0.0:
             log.warning("Negative Visual DPO: no negative_visual_prompt connected; visual guidance %.2f is ignored "
                         "and sampling falls back to plain CFG with the positive visual prompt", visual_scale)
@@ -187,7 +190,8 @@ def _inputs(with_sampling: bool) -> list:
     inputs.append(VisualPromptType.Input(
         "negative_visual_prompt", optional=True,
         tooltip="Visual prompt of another emotion to move away from (e.g. the bank with the opposite emotion). "
-        "Without it: plain CFG with the positive visual prompt, and a warning."))
+        "Without it: the negative visual tokens the positive visual prompt carries (Emotion Visual Prompt Bank with "
+        "a negative_emotion), else plain CFG with the positive visual prompt, and a warning."))
     return inputs
 
 

@@ -1,4 +1,9 @@
-"""MC-Diffusion prompt bank: emotion + text -> visual prompt tokens, no images needed."""
+"""MC-Diffusion prompt bank: emotion + text -> visual prompt tokens, no images needed.
+
+The negative emotion's tokens are the prompt's ``negative_visual`` role, read by the
+Negative Visual DPO Sampler/Guider's negative visual branch; the unconditional branch
+(``negative``) always gets the adapter's "no image" tokens, so the CFG negative stays
+plain text."""
 
 from __future__ import annotations
 
@@ -49,15 +54,17 @@ class EmotionVisualPromptBank(CheckedNode):
             description=(
                 "MC-Diffusion prompt bank: finds the clusters of an emotion's images whose captions are closest to "
                 "your text and turns their mean image features into visual prompt tokens for the Visual Prompt "
-                "Injector. The bank's text features come from the open_clip file it was built with, read from "
-                "models/emotion_critic/."
+                "Injector or the Negative Visual DPO Sampler. A bank serves the adapter kind it was built for "
+                "(base: pooled image features; plus: CLIP vision hidden states). The bank's text features come "
+                "from the open_clip file it was built with, read from models/emotion_critic/."
             ),
             inputs=[
                 model_combo("bank_name", "emotion_banks",
                             tooltip="Prompt bank in models/emotion_banks/, built with `emotion-director bank "
                             "build`. Its open_clip file must be in models/emotion_critic/ under the same name."),
-                VisualPromptAdapterType.Input("adapter", tooltip="A base (not plus) adapter whose CLIP vision model "
-                                              "matches the bank's image features (e.g. ViT-H/14 for ip-adapter_sd15)."),
+                VisualPromptAdapterType.Input("adapter", tooltip="The adapter kind the bank was built for (base or "
+                                              "plus, `bank build --kind`) with the CLIP vision model of the bank's "
+                                              "image features (e.g. ViT-H/14 for ip-adapter_sd15)."),
                 emotion_combo("emotion", default=EMOTIONS[0],
                               tooltip="Whose images the visual prompt is retrieved from."),
                 io.String.Input("text", multiline=True, default="",
@@ -69,8 +76,10 @@ class EmotionVisualPromptBank(CheckedNode):
                                tooltip="'weighted': one visual prompt from the similarity-weighted mean of the "
                                "retrieved clusters; 'concat': attention draws on each cluster's tokens."),
                 emotion_combo("negative_emotion", fixed=(NO_NEGATIVE,), default=NO_NEGATIVE,
-                              tooltip="Optional emotion the negative branch attends to, pushing the result away "
-                              "from it (MC-Diffusion's negative visual prompt). 'none': the adapter's neutral tokens."),
+                              tooltip="Optional emotion for MC-Diffusion's negative visual prompt: its tokens for "
+                              "the same text go to the Negative Visual DPO Sampler's negative visual branch (never "
+                              "to the unconditional branch, which keeps the adapter's neutral tokens). 'none': no "
+                              "negative visual prompt."),
             ],
             outputs=[VisualPromptType.Output("visual_prompt", display_name="visual_prompt",
                                              tooltip="Image tokens for the Visual Prompt Injector's visual_prompt input "

@@ -57,7 +57,7 @@ def test_build_pairs_caption_clusters_with_their_images(capsys, tmp_path, emoset
     summary = json.loads(stdout)
     assert summary["images"] == 12 and summary["per_emotion"] == {"awe": 6, "fear": 6}
     assert summary["clusters"] == {"awe": 2, "fear": 2} and summary["text_dim"] == 512 and summary["visual_dim"] == 512
-    assert "bank build" in err  # progress bar on stderr
+    assert "bank features" in err and "images/s" in err  # progress bar on stderr
     bank = load_bank(out)
     assert bank.metadata["source"] == emoset.name and bank.metadata["image_encoder"]["kind"] == "clip"
     clip = load_open_clip(clip_file)
@@ -77,6 +77,10 @@ def test_existing_out_needs_overwrite_and_k_is_capped(capsys, tmp_path, emoset, 
     code, _, err = run(capsys, *build_args(emoset, clip_file, out))
     assert code == 2 and "exists; pass --overwrite" in err and out.read_bytes() == b"keep me"
     code, _, err = run(capsys, *build_args(emoset, clip_file, out, "--overwrite", "--clusters", "50"))
+    assert code == 2 and "degenerate captions" in err and "awe: 2 distinct captions for 50 clusters" in err
+    assert "(6 from file names)" in err and out.read_bytes() == b"keep me"
+    code, _, err = run(capsys, *build_args(emoset, clip_file, out, "--overwrite", "--clusters", "50",
+                                           "--allow-degenerate-captions"))
     assert code == 0, err
     assert {e: int(c.shape[0]) for e, c in load_bank(out).counts.items()} == {"awe": 2, "fear": 2}  # distinct captions
 
@@ -90,13 +94,13 @@ def test_dino_image_encoder(capsys, tmp_path, emoset, clip_file):
                              image_size=32, patch_size=8)).save_pretrained(dino)
     out = tmp_path / "dino_bank.safetensors"
     code, stdout, err = run(capsys, *build_args(emoset, clip_file, out, "--image-encoder", "dino", "--dino", str(dino),
-                                                "--json"))
+                                                "--clusters", "2", "--json"))
     assert code == 0, err
     assert json.loads(stdout)["visual_dim"] == 32
     assert load_bank(out).metadata["image_encoder"] == {"kind": "dino", "name": "dino", "dim": 32,
                                                         "feature": "pooler_output"}
     code, _, err = run(capsys, *build_args(emoset, clip_file, tmp_path / "x.safetensors", "--image-encoder", "dino",
-                                           "--dino", str(tmp_path)))
+                                           "--dino", str(tmp_path), "--clusters", "2"))
     assert code == 2 and "no config.json" in err
 
 
@@ -136,6 +140,7 @@ def test_interrupted_write_leaves_no_file(capsys, tmp_path, emoset, clip_file, m
 
     monkeypatch.setattr(weights, "save_file", interrupted)
     out = tmp_path / "bank.safetensors"
-    code, _, err = run(capsys, *build_args(emoset, clip_file, out))
+    code, _, err = run(capsys, *build_args(emoset, clip_file, out, "--clusters", "2"))
     assert code == 1 and "interrupted" in err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["bank.safetensors.cache"]  # no bank file, no partial one
+    assert [p.name for p in (tmp_path / "bank.safetensors.cache").iterdir()] == ["manifest.json"]  # whole files only

@@ -117,7 +117,7 @@ def test_emopair_layout(tmp_path):
     pair = result.pairs[0]
     assert pair.chosen.name == "b.png" and pair.rejected.name == "a.png"
     assert (pair.target_emotion, pair.negative_emotion) == ("contentment", "sadness")
-    assert pair.positive_visual.images == (pair.chosen,) and pair.negative_visual.images == (pair.rejected,)
+    assert pair.positive_visual is None and pair.negative_visual is None  # from a bank, never its own images
 
 
 def test_emoset_layout(tmp_path):

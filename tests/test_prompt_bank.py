@@ -13,7 +13,7 @@ from emotion_core.bank.store import PROBE_TEXTS, save_bank
 from emotion_core.bank.retrieval import bank_visual_prompt
 from emotion_core.errors import InvalidInputError, ModelFormatError
 from emotion_core.testing.adapter_assets import adapter_shapes, random_state_dict
-from emotion_core.visual_prompt import NEGATIVE, POSITIVE, ProjectedPrompt, VisualPromptAdapter
+from emotion_core.visual_prompt import NEGATIVE, NEGATIVE_VISUAL, POSITIVE, ProjectedPrompt, VisualPromptAdapter
 
 TEXT_DIM, VISUAL_DIM = 16, 1024
 
@@ -158,20 +158,65 @@ def test_tokens_from_a_bank_are_accepted_by_the_injection():
     query = bank.text_centres["awe"][1]
     weighted = bank_visual_prompt(base, bank, "awe", query, 2)
     assert weighted.tokens[POSITIVE].shape == (4, 768) and weighted.tokens[NEGATIVE].shape == (4, 768)
+    assert NEGATIVE_VISUAL not in weighted.tokens
     torch.testing.assert_close(weighted.tokens[NEGATIVE], base.project(torch.zeros(1, VISUAL_DIM))[0])
     concat = bank_visual_prompt(base, bank, "awe", query, 2, combine="concat", negative_emotion="fear")
-    assert concat.tokens[POSITIVE].shape == (8, 768) and concat.tokens[NEGATIVE].shape == (8, 768)
+    assert concat.tokens[POSITIVE].shape == (8, 768) and concat.tokens[NEGATIVE_VISUAL].shape == (8, 768)
+    # the negative emotion goes to the negative visual branch; the unconditional branch stays neutral
+    torch.testing.assert_close(concat.tokens[NEGATIVE], base.project(torch.zeros(1, VISUAL_DIM))[0].repeat(2, 1))
+    fear = bank.retrieve("fear", query, 2)
+    torch.testing.assert_close(concat.tokens[NEGATIVE_VISUAL], base.project(fear.features).reshape(-1, 768))
+    assert concat.source == "bank:awe|neg:bank:fear"
     top1 = bank_visual_prompt(base, bank, "awe", query, 1)
     torch.testing.assert_close(top1.tokens[POSITIVE], base.project(bank.visual_centres["awe"][1:2])[0])
     projected = ProjectedPrompt.from_prompt(base, concat)
-    assert projected.roles == (POSITIVE, NEGATIVE) and projected.tokens(POSITIVE) == 8
+    assert set(projected.roles) == {POSITIVE, NEGATIVE, NEGATIVE_VISUAL} and projected.tokens(POSITIVE) == 8
+
+
+def make_plus_bank(seed=0, tokens=5, width=1280):
+    base = make_bank(seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    hidden = {e: torch.randn(t.shape[0], tokens, width, generator=g) for e, t in base.text_centres.items()}
+    return PromptBank(base.text_centres, base.visual_centres, base.counts, base.text_probe,
+                      {**base.metadata, "built_for": "ip-adapter-plus"}, {"visual_hidden_centres": hidden})
+
+
+def test_plus_bank_round_trip_and_tokens(tmp_path):
+    bank = make_plus_bank()
+    loaded = load_bank(save_bank(bank, tmp_path / "plus.safetensors"))
+    assert loaded.kind.name == "ip-adapter-plus"
+    torch.testing.assert_close(loaded.kind_centres("fear"), bank.extra_centres["visual_hidden_centres"]["fear"])
+    plus = adapter("plus")
+    query = bank.text_centres["awe"][2]
+    prompt = bank_visual_prompt(plus, loaded, "awe", query, 1, negative_emotion="fear")
+    hidden = loaded.kind_centres("awe")[2:3]
+    torch.testing.assert_close(prompt.tokens[POSITIVE], plus.project(hidden)[0])
+    torch.testing.assert_close(prompt.tokens[NEGATIVE], plus.project(torch.zeros(1, 5, 1280))[0])
+    weighted = bank_visual_prompt(plus, loaded, "awe", query, 2)  # weights broadcast over [k, T, D]
+    hit = loaded.retrieve("awe", query, 2)
+    mean = (hit.weights[:, None, None] * hit.features).sum(dim=0, keepdim=True)
+    torch.testing.assert_close(weighted.tokens[POSITIVE], plus.project(mean)[0])
+    with pytest.raises(InvalidInputError, match="built for ip-adapter-plus adapters.*base adapter reads image_embeds"):
+        bank_visual_prompt(adapter(), loaded, "awe", None, 1)
+    # a bank saved before kinds existed (no built_for) is a base bank and still loads
+    legacy = bank.tensors()
+    legacy = {k: v for k, v in legacy.items() if not k.startswith("visual_hidden_centres.")}
+    from emotion_core.weights import save_safetensors
+
+    old = save_safetensors(legacy, tmp_path / "old.safetensors",
+                           {**make_bank().metadata, "kind": "emotion_prompt_bank", "format_version": 1})
+    assert load_bank(old).kind.name == "ip-adapter"
+    missing = save_safetensors(legacy, tmp_path / "missing.safetensors",
+                               {**bank.metadata, "kind": "emotion_prompt_bank", "format_version": 1})
+    with pytest.raises(ModelFormatError, match="visual_hidden_centres.awe is None"):
+        load_bank(missing)
 
 
 def test_tokens_dimension_and_variant_mismatch():
     bank = make_bank()
     with pytest.raises(InvalidInputError, match="1024-d .clip clip.safetensors. but this adapter reads 768-d"):
         bank_visual_prompt(adapter(feature_dim=768), bank, "awe", None, 1)
-    with pytest.raises(InvalidInputError, match="plus adapter reads CLIP hidden states"):
+    with pytest.raises(InvalidInputError, match="built for ip-adapter adapters .image_embeds.; this sd15 plus adapter"):
         bank_visual_prompt(adapter("plus"), bank, "awe", None, 1)
     with pytest.raises(InvalidInputError, match="combine must be one of"):
         bank_visual_prompt(adapter(), bank, "awe", None, 1, combine="sum")

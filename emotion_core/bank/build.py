@@ -150,6 +150,7 @@ def build_bank(folder: str | Path, clip_file: str | Path, settings: BuildSetting
     from .feature_encoders import ClipTextEncoder, load_open_clip
 
     started = time.perf_counter()
+    clip = load_open_clip(clip_file)  # a wrong file fails before any work
     kind = bank_kind(settings.kind)
     if kind.rank > 1 and settings.image_encoder != "clip-vision":
         raise InvalidInputError(f"a {kind.name} bank stores CLIP vision hidden states: pass --clip-vision DIR")
@@ -176,7 +177,6 @@ def build_bank(folder: str | Path, clip_file: str | Path, settings: BuildSetting
         check_manifest(cache, manifest)
     if accelerator is not None:
         accelerator.wait_for_everyone()
-    clip = load_open_clip(clip_file)
     encode_text = ClipTextEncoder(clip.model)
     clusters_path = cache / CLUSTERS_FILE
     if main and not clusters_path.is_file():

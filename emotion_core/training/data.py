@@ -72,9 +72,15 @@ class Example:
         return self.positive.needs_encoder or self.negative.needs_encoder
 
 
+def _own_images(ref: VisualPromptRef | None, pair: PreferencePair) -> bool:
+    """No visual prompt, or one that is only the pair's own images (not a visual prompt: the
+    negative one must be another emotion's prompt for the same caption)."""
+    return ref is None or (ref.tokens is None and set(ref.images) <= {pair.chosen, pair.rejected})
+
+
 def needs_bank(pair: PreferencePair) -> bool:
     """Pairs read from EmoPair/EmoSet (or saved without visual prompts) get theirs from a bank."""
-    return pair.positive_visual is None or pair.negative_visual is None
+    return _own_images(pair.positive_visual, pair) or _own_images(pair.negative_visual, pair)
 
 
 def _ref_provenance(ref: VisualPromptRef, emotion: str | None) -> dict:
@@ -99,7 +105,7 @@ def pair_example(pair: PreferencePair, cross_dim: int | None, picker: "BankPromp
         provenance["rejected_caption"] = pair.extra["rejected_caption"]
     for role, ref, emotion, index in (("positive", pair.positive_visual, pair.target_emotion, 0),
                                       ("negative", pair.negative_visual, pair.negative_emotion, 1)):
-        if ref is not None:
+        if picks is None:
             sources.append(_recorded(ref, cross_dim))
             provenance[role] = _ref_provenance(ref, emotion)
         else:

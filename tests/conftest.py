@@ -122,6 +122,15 @@ def emoeditor_converted_files(emoeditor_release_files) -> dict:
 
 
 @pytest.fixture(scope="session")
+def eval_critics(tmp_path_factory) -> dict:
+    """The five test critic files (``critic_assets``), written once for the ``eval`` tests (role -> path)."""
+    from emotion_core.testing.assets import TEST_FILES
+    from emotion_core.testing.critic_assets import write_test_critics
+
+    return write_test_critics(tmp_path_factory.mktemp("eval_critics") / "models", TEST_FILES)
+
+
+@pytest.fixture(scope="session")
 def critic_loop_files(tmp_path_factory, tiny_sd_pipeline) -> dict:
     """What the critic-loop commands (edit, generate --critic-loop) run on: the tiny pipeline's
     files plus a CLIP zero-shot critic and a 32x32 noise image (``"image"``), written once."""

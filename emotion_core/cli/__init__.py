@@ -31,6 +31,7 @@ COMMAND_HELP: dict[str, str] = {
     "bank": "MC-Diffusion prompt banks",
     "train-dpo": "negative-visual DPO fine-tuning of a visual prompt adapter",
     "convert": "rewrite a .pt/.pth/.bin/.ckpt checkpoint as .safetensors with metadata",
+    "eval": "the papers' evaluation tables over a dataset, with an HTML report",
     "bench": "measure quality and speed of a feature",
     "dev": "developer helpers",
 }

@@ -8,8 +8,8 @@
 - ``help_heavy_modules``: which of torch, numpy, transformers, diffusers, PIL ``--help`` imports
   (should be none).
 
-Each figure is the min and median over ``--repeats`` runs, interleaved; the processes run with
-``OMP_NUM_THREADS`` = ``--threads``.
+Each figure is the min and median wall time over ``--repeats`` runs, interleaved; the processes
+run with ``OMP_NUM_THREADS`` = ``--threads``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _HEAVY_PROBE = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_timing_arguments(parser, repeats=3)
+    add_timing_arguments(parser, repeats=3, clock=None)
     parser.add_argument("--skip-rewrite", action="store_true", help="time --help only (no MiniLM load)")
 
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.skip_rewrite:
         variants["rewrite_cold"] = _runner(cli + ["rewrite", "a quiet harbour at dawn", "--emotion", "awe"], env)
     start = time.perf_counter()
-    timings = time_interleaved(variants, args.repeats, warmup=0)
+    timings = time_interleaved(variants, args.repeats, warmup=0, clock="wall")
     log.info("startup runs took %.1f s", time.perf_counter() - start)
     probe = subprocess.run([sys.executable, "-c", _HEAVY_PROBE], env=env, capture_output=True, text=True, check=True)
     heavy = json.loads(probe.stdout.strip().splitlines()[-1])

@@ -19,6 +19,12 @@ Use it like this::
         # {"ratio": median/median, "ratio_min": min/min, "noisy": bool, "noise": ...}
         return {**figures, "timings": {name: t.summary() for name, t in timings.items()}}
 
+Clocks: ``--clock cpu`` (the default) is the process's CPU time (``time.process_time``): with one
+torch thread every op runs on the calling thread, and CPU time does not count the seconds the
+scheduler gives to other processes, which on a shared machine is most of the wall-clock noise
+(a 2-minute run here used 40 s of CPU). ``--clock wall`` is ``time.perf_counter``, for work in
+other processes (``bench startup``) or multi-threaded runs where waiting is part of the cost.
+
 A variant is a callable run once per repeat. If it returns a number, that number is its
 seconds (e.g. seconds per step measured inside, after its own set-up); otherwise the
 wall time of the whole call is used. Repeats rotate the variants' order, so no variant
@@ -39,6 +45,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
 NOISE_LIMIT = 0.10  # relative inter-quartile range of one variant's repeats
 AGREEMENT_LIMIT = 0.05  # |ratio_min - ratio| / ratio
 
@@ -70,12 +77,19 @@ class Timing:
                 "spread": round(self.spread, 4), "repeats": len(self.samples)}
 
 
-def add_timing_arguments(parser: argparse.ArgumentParser, repeats: int = 7) -> None:
-    """``--threads`` (torch threads while timing, default 1) and ``--repeats`` (timed repeats per variant)."""
+def add_timing_arguments(parser: argparse.ArgumentParser, repeats: int = 7, clock: str | None = "cpu") -> None:
+    """``--threads`` (torch threads while timing, default 1), ``--repeats`` (timed repeats per
+    variant) and ``--clock`` (cpu or wall; not offered with ``clock=None``, for work timed in
+    other processes, which only the wall clock sees)."""
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads while timing (default 1: multi-threaded timings on a shared CPU swing 2-4x)")
     parser.add_argument("--repeats", type=int, default=repeats,
                         help=f"timed repeats per variant, interleaved (default {repeats})")
+    if clock is None:
+        return
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default=clock,
+                        help=f"cpu: this process's CPU time, immune to other processes' load; wall: elapsed "
+                        f"time (default {clock})")
 
 
 def check_timing_arguments(args: argparse.Namespace) -> None:
@@ -100,17 +114,18 @@ def pinned_threads(threads: int) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
-def _seconds(variant: Callable[[], float | None]) -> float:
-    start = time.perf_counter()
+def _seconds(variant: Callable[[], float | None], clock: Callable[[], float]) -> float:
+    start = clock()
     reported = variant()
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     return float(reported) if isinstance(reported, (int, float)) else elapsed
 
 
-def time_interleaved(variants: dict[str, Callable[[], float | None]], repeats: int,
-                     warmup: int = 1) -> dict[str, Timing]:
+def time_interleaved(variants: dict[str, Callable[[], float | None]], repeats: int, warmup: int = 1,
+                     clock: str = "cpu") -> dict[str, Timing]:
     """Run each variant ``warmup`` times untimed, then ``repeats`` timed rounds; round r runs the
-    variants in an order rotated by r."""
+    variants in an order rotated by r. Variants that report their own seconds should read
+    ``CLOCKS[clock]`` too."""
     names = list(variants)
     for _ in range(warmup):
         for name in names:
@@ -119,7 +134,7 @@ def time_interleaved(variants: dict[str, Callable[[], float | None]], repeats: i
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(_seconds(variants[name]))
+            samples[name].append(_seconds(variants[name], CLOCKS[clock]))
     return {name: Timing(tuple(values)) for name, values in samples.items()}
 
 

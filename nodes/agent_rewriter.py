@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from emotion_core.agents import BACKENDS, MAX_AGENTS, BackendSettings, rewrite
+from emotion_core.agents.explain import explain
 from emotion_core.agents.rewrite_flow import MAX_TOKEN_BUDGET, MIN_TOKEN_BUDGET
 
 from .common import emotion_combo
@@ -12,6 +13,7 @@ from .input_checks import CheckedNode
 from .types import EmotionDirectionType
 
 CATEGORY = "Emotion Director/Prompt"
+TRANSCRIPT_JSON_MARK = "--- transcript JSON ---"  # the readable tree comes first, the JSON after this line
 
 
 class AgentPromptRewriter(CheckedNode):
@@ -23,9 +25,12 @@ class AgentPromptRewriter(CheckedNode):
             category=CATEGORY,
             description=(
                 "Rewrites a plain prompt so the image shows an emotion through what is drawn (scene, objects, "
-                "colour, light, weather, framing, faces, actions) instead of naming it. Several persona agents "
-                "propose concepts, vote, and the winners are turned into phrases that fit your subject, within "
-                "CLIP's 77 tokens; a negative prompt comes from the opposite emotions. Offline by default."
+                "colour, light, weather, framing, faces, actions) instead of naming it. Each persona agent works "
+                "a chain of concept: it appraises your subject (setting, scale, people, time, weather), picks "
+                "concepts, and turns them into elements and phrases that fit this subject. In a second round "
+                "the agents critique each other's phrases and vote with reasons; the winners are kept within "
+                "CLIP's 77 tokens, your prompt word for word; a negative prompt comes from the opposite "
+                "emotions. Offline by default."
             ),
             inputs=[
                 io.String.Input("prompt", multiline=True, default="a lighthouse on a cliff",
@@ -51,7 +56,8 @@ class AgentPromptRewriter(CheckedNode):
                                 tooltip="openai-compatible: model name as the server lists it. "
                                 "llama-cpp: path of the .gguf model file."),
                 io.Float.Input("timeout", default=30.0, min=1.0, max=600.0, step=1.0,
-                               tooltip="Seconds the LLM agents may take in all; late agents fall back to builtin."),
+                               tooltip="Seconds the LLM agents may take per round (proposals, then votes); an "
+                               "agent late in a round falls back to builtin for that round."),
                 io.Int.Input("token_budget", default=77, min=MIN_TOKEN_BUDGET, max=MAX_TOKEN_BUDGET,
                              tooltip="CLIP tokens for the rewritten prompt, start and end tokens included "
                              "(77 = one CLIP chunk)."),
@@ -65,7 +71,8 @@ class AgentPromptRewriter(CheckedNode):
                 io.String.Output("negative_prompt", display_name="negative",
                                  tooltip="Concepts of the opposite-valence emotions, for the negative prompt."),
                 io.String.Output("transcript", display_name="transcript",
-                                 tooltip="JSON: every agent's proposals, the votes, the kept concepts and warnings."),
+                                 tooltip="Readable: each agent's chain (appraisal, concepts, elements, phrases) and "
+                                 "its round-2 votes with reasons, what was kept and why, then the full JSON."),
             ],
         )
 
@@ -78,7 +85,8 @@ class AgentPromptRewriter(CheckedNode):
         result = rewrite(prompt, target, agents=agents, creativity=creativity, seed=seed, backend=settings,
                          token_budget=token_budget)
         shown = [result.rewrite, f"negative: {result.negative}", *(f"warning: {w}" for w in result.warnings)]
-        return io.NodeOutput(result.rewrite, result.negative, result.transcript_json(), ui={"text": shown})
+        transcript = f"{explain(result.transcript)}\n\n{TRANSCRIPT_JSON_MARK}\n{result.transcript_json()}"
+        return io.NodeOutput(result.rewrite, result.negative, transcript, ui={"text": shown})
 
 
 NODES = [AgentPromptRewriter]

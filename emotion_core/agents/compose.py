@@ -1,4 +1,4 @@
-"""Step 5 of the chain of concept: the final prompt and the negative prompt,
+"""The consolidator's last step: the final prompt and the negative prompt,
 within CLIP's token budget.
 
 The prompt starts with the user's own words (subject and scene kept), then the
@@ -26,15 +26,36 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts)
 
 
-def check_core_fits(semantics: Semantics, token_budget: int) -> int:
-    """Tokens of the kept prompt; a clear error when it alone overflows the budget."""
-    used = count_tokens(semantics.core)
-    if used > content_budget(token_budget):
+ROOM_FOR_PHRASES = 24  # tokens a cut prompt leaves for the added phrases
+
+
+def fit_prompt(text: str, subject: str, token_budget: int) -> tuple[str, str]:
+    """``text`` cut at clause (then word) boundaries to leave room for phrases, and a warning saying so;
+    unchanged when it fits. A clear error when even the subject alone does not fit."""
+    limit = content_budget(token_budget)
+    used = count_tokens(text)
+    if used <= limit:
+        return text, ""
+    target = max(limit - ROOM_FOR_PHRASES, limit // 2)
+    clauses = [c.strip() for c in text.split(",") if c.strip()]
+    kept = clauses[0]
+    for clause in clauses[1:]:
+        if count_tokens(f"{kept}, {clause}") > target:
+            break
+        kept = f"{kept}, {clause}"
+    if count_tokens(kept) > target:  # one long first clause: cut words, never inside the subject
+        words = kept.split()
+        low = len(subject.split())
+        while len(words) > low and count_tokens(" ".join(words)) > target:
+            words.pop()
+        kept = " ".join(words)
+    if count_tokens(kept) > limit:
         raise InvalidInputError(
-            f"prompt is {used} CLIP tokens but the rewrite budget is {content_budget(token_budget)} "
-            f"({token_budget} with start/end tokens): shorten the prompt or raise the token budget"
-        )
-    return used
+            f"prompt's subject alone is {count_tokens(kept)} CLIP tokens but the rewrite budget is {limit} "
+            f"({token_budget} with start/end tokens): shorten the prompt or raise the token budget")
+    return kept, (f"prompt is {used} CLIP tokens, over the budget of {limit}: kept its first {count_tokens(kept)} "
+                  f"tokens ('{kept[:60]}{'…' if len(kept) > 60 else ''}'), the subject, and dropped "
+                  f"{len(text) - len(kept)} characters")
 
 
 def compose_prompt(semantics: Semantics, phrases: list[tuple[str, str]], token_budget: int) -> tuple[str, list[int]]:
@@ -53,7 +74,8 @@ def compose_negative(emotion: str, seed: int, token_budget: int) -> str:
     rng = rng_for(seed, emotion, "negative")
     picks: list[list[str]] = []
     for other in (e for e in EMOTIONS if valence(e) != valence(emotion)):
-        candidates = [c for c in knowledge(other).concepts if c.family in NEGATIVE_FAMILIES]
+        candidates = [e for e in knowledge(other).elements
+                      if e.family in NEGATIVE_FAMILIES and e.slots.people != "adds" and not e.about_subject]
         ranked = sorted(candidates, key=lambda c: -gumbel(rng))
         chosen: list[str] = []
         families: set[str] = set()

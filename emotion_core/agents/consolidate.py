@@ -1,10 +1,12 @@
-"""Step 3 of the chain of concept: vote across agents, then diversify.
+"""The consolidator: round 2's votes decide which phrases make the prompt.
 
-Each agent's proposals count as a Borda vote (its first choice weighs most).
-Concepts are then drawn one per attribute family by Gumbel sampling on the log
-of their votes: with creativity 0 the most-voted concept of each family wins
-every time (the cliché); with more creativity, concepts several agents liked
-still win most often but not always, so repeated rewrites stay varied.
+Every proposed phrase starts with ``OWN_WEIGHT`` (its proposer's vote) and
+gains one per round-2 vote; the same phrase from two agents is one ballot.
+Winners are drawn one per attribute family by Gumbel sampling on the log of
+their votes: creativity 0 takes the most-voted every time, more creativity
+lets less-voted phrases through, so repeated rewrites stay varied. A phrase
+that contradicts the subject or names the emotion is never kept, whoever
+voted for it.
 """
 
 from __future__ import annotations
@@ -12,37 +14,54 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .context import RewriteContext
+from .critique import judge
 from .knowledge import PEOPLE_FAMILIES
-from .proposals import AgentRequest, AgentResult, Proposal
+from .proposals import AgentChain, Critique, Proposal
 from .sampling import gumbel, rng_for
+
+OWN_WEIGHT = 0.5
 
 
 @dataclass
 class Ballot:
     proposal: Proposal
     votes: float = 0.0
-    agents: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)  # proposers
+    voters: list[str] = field(default_factory=list)
     kept: bool = False
+    excluded: str = ""
 
     def as_dict(self) -> dict:
-        return {**self.proposal.as_dict(), "votes": round(self.votes, 3), "agents": self.agents, "kept": self.kept}
+        out = {"id": self.proposal.id, "family": self.proposal.family, "concept": self.proposal.name,
+               "phrase": self.proposal.phrase, "votes": round(self.votes, 3), "agents": self.agents,
+               "voters": self.voters, "kept": self.kept}
+        if self.excluded:
+            out["excluded"] = self.excluded
+        return out
 
 
-def tally(results: list[AgentResult]) -> list[Ballot]:
-    """Borda votes per distinct concept, most-voted first (ties: first proposed first)."""
+def tally(chains: list[AgentChain], critiques: list[Critique]) -> list[Ballot]:
+    """Votes per distinct phrase, most-voted first (ties: first proposed first)."""
     ballots: dict[tuple[str, str], Ballot] = {}
-    for result in results:
-        count = len(result.proposals)
-        for rank, proposal in enumerate(result.proposals):
+    by_id: dict[str, Ballot] = {}
+    for chain in chains:
+        for proposal in chain.proposals:
             ballot = ballots.setdefault(proposal.identity, Ballot(proposal))
-            ballot.votes += (count - rank) / count
-            if result.persona not in ballot.agents:
-                ballot.agents.append(result.persona)
+            ballot.votes += OWN_WEIGHT
+            ballot.agents.append(chain.agent)
+            by_id[proposal.id] = ballot
+    for critique in critiques:
+        for vote in critique.votes:
+            ballot = by_id.get(vote.target)
+            if ballot is not None and critique.agent not in ballot.agents:
+                ballot.votes += vote.weight
+                ballot.voters.append(critique.agent)
     return sorted(ballots.values(), key=lambda b: -b.votes)
 
 
 def crowded(families: set[str], family: str) -> bool:
-    """A second people family would add a second bystander to a subject that is not a person."""
+    """A second people family would add a second figure to a subject that is not a person."""
     return family in PEOPLE_FAMILIES and bool(families & PEOPLE_FAMILIES)
 
 
@@ -50,9 +69,13 @@ def diversity_temperature(creativity: float) -> float:
     return 0.6 * creativity
 
 
-def consolidate(results: list[AgentResult], request: AgentRequest, max_concepts: int) -> list[Ballot]:
-    """All ballots, with ``kept`` set on at most ``max_concepts`` (one per family), kept ones first in priority order."""
-    ballots = tally(results)
+def consolidate(chains: list[AgentChain], critiques: list[Critique], context: RewriteContext,
+                max_concepts: int) -> list[Ballot]:
+    """All ballots, ``kept`` set on at most ``max_concepts`` (one per family), kept ones first in priority order."""
+    request = context.request
+    ballots = tally(chains, critiques)
+    for ballot in ballots:
+        ballot.excluded = judge(ballot.proposal, context)[0]
     rng = rng_for(request.seed, request.emotion, "consolidate", request.semantics.core)
     tau = diversity_temperature(request.creativity)
     keyed = sorted(ballots, key=lambda b: -(math.log(b.votes) + tau * gumbel(rng)))
@@ -62,7 +85,7 @@ def consolidate(results: list[AgentResult], request: AgentRequest, max_concepts:
         if len(kept) == max_concepts:
             break
         family = ballot.proposal.family
-        if family in families or (crowded(families, family) and not request.semantics.is_person):
+        if ballot.excluded or family in families or (crowded(families, family) and not request.semantics.is_person):
             continue
         families.add(family)
         ballot.kept = True

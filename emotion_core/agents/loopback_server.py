@@ -23,16 +23,27 @@ class Reply:
 
 
 def request_data(payload: dict) -> dict:
-    """The JSON data the agent sent as its user message."""
+    """The JSON data the agent sent as its (last) user message."""
     return json.loads(payload["messages"][-1]["content"])
 
 
+def round_of(payload: dict) -> int:
+    """1 for a proposal request, 2 for a critique request (the conversation's second user turn)."""
+    return 2 if request_data(payload).get("round") == 2 else 1
+
+
 def knowledge_answer(payload: dict, latency: float = 0.0) -> Reply:
-    """A well-formed answer: concepts of the target emotion from our knowledge base."""
-    concepts = knowledge(request_data(payload)["target_emotion"]).concepts
+    """A well-formed answer for either round: graph elements of the target emotion, or votes for the first
+    offered proposals."""
+    data = request_data(payload)
+    if round_of(payload) == 2:
+        votes = [{"id": p["id"], "reason": "fits the subject and can be drawn"} for p in data["proposals"][:2]]
+        return Reply(json.dumps({"critiques": [], "votes": votes}), delay=latency)
+    elements = [e for e in knowledge(data["target_emotion"]).elements if "{" not in e.phrase]
     offset = len(payload["messages"][0]["content"]) % 7  # personas differ by system prompt
-    items = [{"family": c.family, "concept": c.name, "phrase": c.main_phrase} for c in concepts[offset::8][:5]]
-    return Reply(json.dumps({"concepts": items}), delay=latency)
+    items = [{"concept": e.concept, "family": e.family, "element": e.name, "phrase": e.phrase}
+             for e in elements[offset::8][:5]]
+    return Reply(json.dumps({"appraisal": "the light and the sky can carry it", "concepts": items}), delay=latency)
 
 
 class ScriptedChatServer:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from ..errors import InvalidInputError
 
 
+ASPECT_FAMILY = {"setting": "scene", "objects": "object", "colour": "colour", "light": "lighting",
+                 "weather": "weather", "framing": "composition", "scale": "composition", "time": "lighting"}
+
+
 @dataclass(frozen=True)
 class Persona:
     key: str
@@ -23,6 +27,12 @@ class Persona:
     def weight(self, family: str) -> float:
         """Lean toward ``family``; families a persona does not name weigh 1."""
         return self.family_weights.get(family, 1.0)
+
+    def aspect_weight(self, aspect: str) -> float:
+        """Lean toward an appraisal aspect: the weight of the family that draws it."""
+        if aspect == "people":
+            return max(self.weight("facial_expression"), self.weight("human_action"))
+        return self.weight(ASPECT_FAMILY.get(aspect, ""))
 
 
 PERSONAS: tuple[Persona, ...] = (

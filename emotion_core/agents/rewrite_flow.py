@@ -1,10 +1,12 @@
 """MC-Agent: the multi-agent chain-of-concept rewrite, end to end.
 
-keep the semantics -> persona agents propose concepts -> vote and diversify
--> concretise for the subject -> compose within the CLIP budget (+ negative).
-Every agent's proposals and every vote go into the transcript, so a user can
-see why the rewrite says what it says. LLM agents that fail are replaced by
-the builtin agent of the same persona, with a warning, never an exception.
+keep the prompt -> appraise the subject -> round 1: each persona proposes its
+chain (appraisal -> concepts -> elements -> phrases) -> round 2: each agent
+critiques the others' phrases and votes with reasons -> the consolidator keeps
+the winners within the CLIP budget and writes the negative prompt. Builtin and
+LLM agents run the same two rounds; an LLM agent that fails a round is replaced
+by the builtin agent of the same persona for that round, with one warning per
+agent, never an exception. Everything goes into the transcript.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from dataclasses import dataclass, field
 
 from ..errors import InvalidInputError
 from ..taxonomy import parse_emotion
+from .appraisal import appraise
 from .backends import BackendSettings, BackendUnavailable, make_backend
-from .backends import builtin
-from .compose import check_core_fits, compose_negative, compose_prompt
-from .concretise import concretise, subject_fit
+from .backends.builtin import BuiltinBackend
+from .compose import compose_negative, compose_prompt, fit_prompt
 from .consolidate import consolidate
-from .sentence_encoder import get_encoder
-from .knowledge import knowledge
+from .context import RewriteContext
 from .personas import select_personas
-from .proposals import AgentRequest, AgentResult
+from .proposals import AgentChain, AgentRequest, Critique
 from .semantics import extract
+from .sentence_encoder import get_encoder
 from .tokens import CLIP_CONTEXT, count_tokens
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,10 @@ log = logging.getLogger(__name__)
 DEFAULT_AGENTS = 5
 DEFAULT_CREATIVITY = 0.5
 DEFAULT_MAX_CONCEPTS = 5
-PROPOSALS_PER_AGENT = 6
+PROPOSALS_PER_AGENT = 4
 MIN_TOKEN_BUDGET = 16
 MAX_TOKEN_BUDGET = 3 * CLIP_CONTEXT  # ComfyUI encodes longer prompts in 77-token chunks
+FALLBACK = "builtin (fallback)"
 
 
 @dataclass
@@ -52,6 +55,11 @@ class RewriteResult:
         return {"prompt": self.prompt, "emotion": self.emotion, "seed": self.seed,
                 "rewrite": self.rewrite, "negative": self.negative}
 
+    @property
+    def chain(self) -> list[dict]:
+        """Per agent: appraisal, concepts, elements, phrases (round 1) and votes with reasons (round 2)."""
+        return self.transcript["chain"]
+
     def transcript_json(self) -> str:
         return json.dumps(self.transcript, ensure_ascii=False, indent=1)
 
@@ -67,21 +75,52 @@ def _check_numbers(creativity: float, seed: int, token_budget: int, max_concepts
         raise InvalidInputError(f"max concepts must be a positive integer, got {max_concepts!r}")
 
 
-def _run_agents(settings: BackendSettings, personas, request: AgentRequest, warnings: list[str]) -> list[AgentResult]:
-    backend = make_backend(settings)
+def _rounds(settings: BackendSettings, personas, request: AgentRequest, context: RewriteContext,
+            warnings: list[str]) -> tuple[list[AgentChain], list[Critique]]:
+    """Both rounds on the chosen backend, each failed agent-round replaced by the builtin agent's."""
+    offline = BuiltinBackend(context)
+    backend = make_backend(settings, context)
+    if isinstance(backend, BuiltinBackend):
+        chains = backend.propose_all(personas, request)
+        return chains, backend.critique_all(personas, request, chains)
+    failures: dict[str, list[str]] = {p.key: [] for p in personas}
     try:
-        results = backend.propose_all(personas, request)
+        chains = backend.propose_all(personas, request)
     except BackendUnavailable as exc:
-        results = [AgentResult(p.key, backend.name, [], error=str(exc)) for p in personas]
-    for index, (persona, result) in enumerate(zip(personas, results)):
-        if result.error or not result.proposals:
-            fallback = builtin.propose(persona, request)
-            fallback.backend = f"{builtin.NAME} (fallback)"
-            fallback.error = result.error or "no proposals"
-            fallback.seconds += result.seconds
-            results[index] = fallback
-            warnings.append(f"agent {persona.key} ({backend.name}): {fallback.error}; used the builtin concepts")
-    return results
+        chains = [AgentChain(p.key, backend.name, {}, [], error=str(exc), endpoint_failed=True) for p in personas]
+    asked = []
+    for index, (persona, chain) in enumerate(zip(personas, chains)):
+        if chain.error or not chain.proposals:
+            fallback = offline.propose_all((persona,), request)[0]
+            fallback.backend, fallback.error, fallback.seconds = FALLBACK, chain.error or "no proposals", chain.seconds
+            chains[index] = fallback
+            failures[persona.key].append(f"round 1: {fallback.error}")
+        else:
+            asked.append(persona)
+    critiques = {c.agent: c for c in offline.critique_all(personas, request, chains)}
+    if asked:
+        try:
+            answered = backend.critique_all(tuple(asked), request, chains)
+        except BackendUnavailable as exc:
+            answered = [Critique(p.key, backend.name, [], error=str(exc)) for p in asked]
+        for critique in answered:
+            if critique.error:
+                critiques[critique.agent].backend = FALLBACK
+                critiques[critique.agent].error = critique.error
+                failures[critique.agent].append(f"round 2: {critique.error}")
+            else:
+                critiques[critique.agent] = critique
+    for persona in personas:
+        if persona.key not in {p.key for p in asked}:
+            critiques[persona.key].backend = FALLBACK  # its round 1 fell back: round 2 is not asked of the LLM
+        if failures[persona.key]:
+            warnings.append(f"agent {persona.key} ({backend.name}): {'; '.join(failures[persona.key])}; "
+                            f"used the builtin agent for {'/'.join(f.split(':')[0] for f in failures[persona.key])}")
+    return chains, [critiques[p.key] for p in personas]
+
+
+def _chain_record(chain: AgentChain, critique: Critique) -> dict:
+    return {**chain.as_dict(), "round2": critique.as_dict()}
 
 
 def rewrite(prompt: str, emotion: str, *, agents: int = DEFAULT_AGENTS, creativity: float = DEFAULT_CREATIVITY,
@@ -93,17 +132,21 @@ def rewrite(prompt: str, emotion: str, *, agents: int = DEFAULT_AGENTS, creativi
     settings = backend or BackendSettings()
     personas = select_personas(agents)
     semantics = extract(prompt, emotion)
-    check_core_fits(semantics, token_budget)
     warnings: list[str] = []
+    kept_text, cut = fit_prompt(semantics.core, semantics.subject, token_budget)
+    if cut:
+        warnings.append(cut)
+        semantics = extract(kept_text, emotion)
 
     encoder = get_encoder() if use_encoder else None
-    fit = subject_fit(knowledge(emotion).concepts, semantics, encoder)
-    request = AgentRequest(emotion, semantics, seed, float(creativity), PROPOSALS_PER_AGENT, fit)
-    results = _run_agents(settings, personas, request, warnings)
+    subject = appraise(semantics, encoder)
+    request = AgentRequest(emotion, semantics, subject, seed, float(creativity), PROPOSALS_PER_AGENT)
+    context = RewriteContext.build(request, encoder)
+    chains, critiques = _rounds(settings, personas, request, context, warnings)
 
-    ballots = consolidate(results, request, max_concepts)
+    ballots = consolidate(chains, critiques, context, max_concepts)
     kept = [b for b in ballots if b.kept]
-    phrases = [(b.proposal.family, concretise(b.proposal, semantics)) for b in kept]
+    phrases = [(b.proposal.family, b.proposal.phrase) for b in kept]
     text, used = compose_prompt(semantics, phrases, token_budget)
     for index, ballot in enumerate(kept):
         if index not in used:
@@ -121,10 +164,13 @@ def rewrite(prompt: str, emotion: str, *, agents: int = DEFAULT_AGENTS, creativi
         "creativity": creativity,
         "backend": settings.name,
         "semantics": {"subject": semantics.subject, "scene": semantics.scene, "is_person": semantics.is_person,
-                      "removed_words": list(semantics.removed_words)},
-        "agents": [r.as_dict() for r in results],
+                      "conflicting_words": list(semantics.conflicting_words)},
+        "subject": subject.as_dict(),
+        "excluded": context.excluded,
+        "chain": [_chain_record(c, k) for c, k in zip(chains, critiques)],
         "votes": [b.as_dict() for b in ballots],
-        "concepts": [{"family": phrases[i][0], "concept": kept[i].proposal.name, "phrase": phrases[i][1]} for i in used],
+        "concepts": [{"family": phrases[i][0], "concept": kept[i].proposal.name, "phrase": phrases[i][1],
+                      "from": kept[i].proposal.id} for i in used],
         "rewrite": text,
         "negative": negative,
         "clip_tokens": count_tokens(text) + 2,

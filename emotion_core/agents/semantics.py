@@ -1,9 +1,9 @@
 """Step 1 of the chain of concept: keep the semantics of the input prompt.
 
 The subject and the scene of the prompt are extracted so every later step can
-keep them verbatim; explicit affect words that contradict the target emotion
-("a sad dog" rewritten for amusement) are taken out, since the rewrite should
-carry emotion through what is drawn, not through emotion labels.
+keep them verbatim. The prompt itself is never edited: affect words that
+contradict the target emotion ("a sad dog" rewritten for amusement) are only
+noted, so the appraisal can say so; the added phrases carry the target.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import InvalidInputError
 from .knowledge import all_knowledge
 
-MAX_PROMPT_CHARS = 1000
+MAX_PROMPT_CHARS = 20_000  # longer is refused; shorter but over the token budget is cut at a clause (compose)
 
 # A medium prefix: "a photo of", "an oil painting of", "portrait of", ...
 _MEDIUM = re.compile(
@@ -49,7 +49,7 @@ class Semantics:
     subject: str
     scene: str  # "" when the prompt names no place
     is_person: bool
-    removed_words: tuple[str, ...]  # affect words dropped because they contradict the target
+    conflicting_words: tuple[str, ...]  # affect words of another emotion, kept verbatim but noted
 
 
 def _clean(prompt: str) -> str:
@@ -69,26 +69,11 @@ def _conflicting_words(target: str) -> dict[str, str]:
     return {w: e for e, k in all_knowledge().items() if e != target for w in k.affect_words}
 
 
-def _drop_words(text: str, words: dict[str, str]) -> tuple[str, list[str]]:
-    removed: list[str] = []
-
-    def replace(match: re.Match) -> str:
-        if match.group(0).lower() in words:
-            removed.append(match.group(0))
-            return ""
-        return match.group(0)
-
-    text = re.sub(r"[\w'-]+", replace, text)
-    text = re.sub(r"\s+([,;])", r"\1", re.sub(r"\s+", " ", text)).strip(" ,;")
-    return text, removed
-
-
 def extract(prompt: str, target: str) -> Semantics:
     """Subject and scene of ``prompt``, for a rewrite toward ``target``."""
-    text = _clean(prompt)
-    core, removed = _drop_words(text, _conflicting_words(target))
-    if not core:
-        raise InvalidInputError(f"prompt {prompt!r} has only emotion words; describe what the image shows")
+    core = _clean(prompt)
+    conflicting = _conflicting_words(target)
+    noted = tuple(w for w in re.findall(r"[\w'-]+", core) if w.lower() in conflicting)
     first_clause = core.split(",")[0].strip()
     medium = _MEDIUM.match(first_clause)
     body = first_clause[medium.end():] if medium else first_clause
@@ -97,4 +82,4 @@ def extract(prompt: str, target: str) -> Semantics:
     scene = body[scene_match.start():].strip() if scene_match else ""
     words = {w.lower() for w in re.findall(r"[\w-]+", subject or body)}
     return Semantics(core=core, subject=subject or body, scene=scene, is_person=bool(words & PERSON_WORDS),
-                     removed_words=tuple(removed))
+                     conflicting_words=noted)

@@ -1,7 +1,9 @@
 """``emotion-director rewrite "PROMPT" --emotion E``: the Agent Prompt Rewriter
 offline (builtin agents by default). Batches: ``--prompts-file FILE`` (one
 prompt a line, ``-`` for stdin) and ``--emotion all``; results stream one per
-line, and the encoder is loaded once for the whole batch."""
+line, and the encoder is loaded once for the whole batch. ``--json`` lines
+carry the agents' chain (appraisal, concepts, elements, phrases, round-2 votes
+with reasons); ``--explain`` prints that chain as an indented tree."""
 
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument("--base-url", default="", help="openai-compatible: base URL, e.g. http://127.0.0.1:11434/v1")
     parser.add_argument("--model", default="", help="openai-compatible: model name; llama-cpp: path of a .gguf file")
     parser.add_argument("--timeout", type=positive_float, default=30.0, help="seconds the LLM agents may take (default 30)")
-    parser.add_argument("--transcript", action="store_true", help="include every agent's proposals and the votes")
+    parser.add_argument("--transcript", action="store_true", help="include the whole transcript (subject slots, "
+                        "excluded elements, every ballot)")
+    parser.add_argument("--explain", action="store_true", help="print each agent's chain and votes as an indented tree")
     add_json_flag(parser)
     parser.set_defaults(handler=handle)
 
@@ -66,12 +70,22 @@ def handle(args: argparse.Namespace) -> Iterator[dict]:
 
 def _results(args, prompts, emotions, settings) -> Iterator[dict]:
     from ..agents import rewrite
+    from ..agents.explain import explain
 
     for prompt in prompts:
         for emotion in emotions:
             result = rewrite(prompt, emotion, agents=args.agents, creativity=args.creativity, seed=args.seed,
                              backend=settings, token_budget=args.token_budget)
+            if args.explain and not args.json:
+                yield {"text": explain(result.transcript)}
+                continue
             record = result.as_record()
+            if args.json:
+                record["chain"] = result.chain
+            if args.explain:
+                record["explain"] = explain(result.transcript)
+            if result.warnings:
+                record["warnings"] = result.warnings
             if args.transcript:
                 record["transcript"] = result.transcript
             yield record

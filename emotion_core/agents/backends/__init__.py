@@ -1,8 +1,10 @@
-"""Agent backends behind one interface: ``propose_all(personas, request) -> [AgentResult]``.
+"""Agent backends behind one interface, one method per round:
+``propose_all(personas, request) -> [AgentChain]`` and
+``critique_all(personas, request, chains) -> [Critique]``.
 
 ``builtin`` is offline and deterministic; the LLM backends may fail per agent
-(``AgentResult.error``) or as a whole (``BackendUnavailable``), and the
-pipeline then falls back to ``builtin`` with a warning.
+and round (``error``) or as a whole (``BackendUnavailable``), and the pipeline
+then falls back to ``builtin`` for that agent and round, with a warning.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ class BackendSettings:
     retries: int = 2
 
 
-def make_backend(settings: BackendSettings):
+def make_backend(settings: BackendSettings, context):
+    """The backend ``settings`` name; ``context`` (a ``RewriteContext``) is the builtin agents' knowledge."""
     name = (settings.name or "builtin").strip().lower()
     if name == "builtin":
-        return BuiltinBackend()
+        return BuiltinBackend(context)
     if name == "openai-compatible":
         from .openai_compatible import OpenAICompatibleBackend
 

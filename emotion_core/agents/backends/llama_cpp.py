@@ -24,9 +24,8 @@ from pathlib import Path
 
 from ...errors import InvalidInputError
 from ..personas import Persona
-from ..proposals import AgentRequest, AgentResult
+from ..proposals import AgentChain, AgentRequest, Critique
 from .errors import BackendUnavailable
-from .llm_protocol import ANSWER_SCHEMA
 from .openai_compatible import DEFAULT_RETRIES, OpenAICompatibleBackend
 
 log = logging.getLogger(__name__)
@@ -118,12 +117,21 @@ class LlamaCppBackend:
         self.retries = retries
         self.start_timeout = start_timeout
 
-    def propose_all(self, personas: tuple[Persona, ...], request: AgentRequest) -> list[AgentResult]:
+    def _client(self) -> OpenAICompatibleBackend:
         server = _server_for(self.model_path, self.start_timeout)
-        # llama.cpp turns a schema into a grammar: even a small model then answers in the asked shape
-        client = OpenAICompatibleBackend(server.base_url, self.model_path.stem, self.timeout, self.retries,
-                                         response_format={"type": "json_object", "schema": ANSWER_SCHEMA})
-        results = client.propose_all(personas, request)
-        for result in results:
-            result.backend = NAME
-        return results
+        # llama.cpp turns each round's schema into a grammar: even a small model then answers in the asked shape
+        return OpenAICompatibleBackend(server.base_url, self.model_path.stem, self.timeout, self.retries,
+                                       send_schema=True)
+
+    def propose_all(self, personas: tuple[Persona, ...], request: AgentRequest) -> list[AgentChain]:
+        chains = self._client().propose_all(personas, request)
+        for chain in chains:
+            chain.backend = NAME
+        return chains
+
+    def critique_all(self, personas: tuple[Persona, ...], request: AgentRequest,
+                     chains: list[AgentChain]) -> list[Critique]:
+        critiques = self._client().critique_all(personas, request, chains)
+        for critique in critiques:
+            critique.backend = NAME
+        return critiques

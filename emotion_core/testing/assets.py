@@ -19,6 +19,7 @@ TEST_FILES: dict[str, str] = {
     "adapter_sd15": "ipadapter/test_ip_adapter_sd15.safetensors",
     "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors",
     "bank": "emotion_banks/test_emotion_bank.safetensors",
+    "bank_redux": "emotion_banks/test_emotion_bank_flux_redux.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
     # SDXL / Flux / SD3.5 in ComfyUI's detected layouts, shrunk where ComfyUI allows
@@ -30,6 +31,12 @@ TEST_FILES: dict[str, str] = {
     "text_encoder_clip_l": "text_encoders/test_clip_l_tiny.safetensors",
     "text_encoder_clip_g": "text_encoders/test_clip_g_tiny.safetensors",
     "text_encoder_t5xxl": "text_encoders/test_t5xxl_tiny.safetensors",
+    # Flux visual prompts: the Redux style model and SigLIP vision file (full size: ComfyUI's fixed
+    # configs), and Flux IP-Adapters in XLabs and InstantX layouts for the tiny Flux model.
+    "redux": "style_models/test_flux_redux.safetensors",
+    "siglip_vision": "clip_vision/test_siglip_so400m_384.safetensors",
+    "adapter_flux_xlabs": "ipadapter/test_flux_ip_adapter_xlabs.safetensors",
+    "adapter_flux_instantx": "ipadapter/test_flux_ip_adapter_instantx.bin",
     # EmoEditor's three released files as a user downloads them (upstream's names and layouts),
     # and what the README's convert commands make of them (the emoeditor_edit workflow's
     # files); written only with ``with_emoeditor_release``.
@@ -43,7 +50,8 @@ TEST_FILES: dict[str, str] = {
 }
 # Written only with ``with_checkpoint`` (large: full-size SD1.5 text encoder/VAE, ViT-H, Flux's width).
 CHECKPOINT_ROLES = ("checkpoint", "clip_vision", "checkpoint_sdxl", "flux_model", "flux_vae", "sd3_model",
-                    "text_encoder_clip_l", "text_encoder_clip_g", "text_encoder_t5xxl")
+                    "text_encoder_clip_l", "text_encoder_clip_g", "text_encoder_t5xxl", "redux", "siglip_vision",
+                    "adapter_flux_xlabs", "adapter_flux_instantx")
 
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
@@ -56,6 +64,7 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
     from .bank_assets import write_test_bank
     from .critic_assets import write_test_critics
     from .encoder_assets import write_test_encoder
+    from .redux_assets import write_test_redux_bank
 
     models_dir = Path(models_dir)
     written: dict[str, Path] = {}
@@ -63,13 +72,18 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
     written.update(write_test_encoder(models_dir, TEST_FILES, seed=seed))
     written.update(write_test_adapters(models_dir, TEST_FILES, seed=seed))
     written.update(write_test_bank(models_dir, TEST_FILES, seed=seed))  # after the critics: reads the CLIP B/32
+    written.update(write_test_redux_bank(models_dir, TEST_FILES, seed=seed))
     if with_checkpoint:
         from .checkpoint import write_test_checkpoint
         from .sdxl_flux_checkpoints import write_flux_model, write_sd3_model, write_sdxl_checkpoint
         from .text_encoder_assets import write_tiny_text_encoders
 
         written.update(write_test_checkpoint(models_dir, TEST_FILES, seed=seed))
-        for write in (write_sdxl_checkpoint, write_flux_model, write_sd3_model, write_tiny_text_encoders):
+        from .adapter_assets import write_flux_test_adapters
+        from .redux_assets import write_redux_files
+
+        for write in (write_sdxl_checkpoint, write_flux_model, write_sd3_model, write_tiny_text_encoders,
+                      write_redux_files, write_flux_test_adapters):
             written.update(write(models_dir, TEST_FILES, seed=seed))
     if with_diffusers:
         from .diffusers_assets import PIPELINE_DIR, write_tiny_sd_pipeline

@@ -25,10 +25,11 @@ class EmotionDirectorExtension(ComfyExtension):
             negative_visual_guidance,
             preference,
             prompt_bank,
+            redux,
             save_image,
             visual_prompt,
         )
 
         return [*critics.NODES, *direction.NODES, *conditioning.NODES, *visual_prompt.NODES, *prompt_bank.NODES,
-                *agent_rewriter.NODES, *negative_visual_guidance.NODES, *preference.NODES, *critic_loop.NODES,
-                *save_image.NODES]
+                *redux.NODES, *agent_rewriter.NODES, *negative_visual_guidance.NODES, *preference.NODES,
+                *critic_loop.NODES, *save_image.NODES]

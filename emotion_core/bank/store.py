@@ -49,8 +49,10 @@ class BankKind:
 
 IP_ADAPTER = BankKind("ip-adapter", "base", "image_embeds", "visual_centres", 1)
 IP_ADAPTER_PLUS = BankKind("ip-adapter-plus", "plus", "penultimate_hidden_states", "visual_hidden_centres", 2)
-# A SigLIP-space kind for Flux Redux is one more entry (and a feature encoder that gives its feature).
-BANK_KINDS = {kind.name: kind for kind in (IP_ADAPTER, IP_ADAPTER_PLUS)}
+# Flux Redux: SigLIP so400m last_hidden_state centres [K, T, 1152], which ComfyUI's Redux style model
+# projects into T5-space tokens (visual_prompt.redux); "redux" is the style model, not an IP-Adapter variant.
+FLUX_REDUX = BankKind("flux-redux", "redux", "last_hidden_state", "siglip_centres", 2)
+BANK_KINDS = {kind.name: kind for kind in (IP_ADAPTER, IP_ADAPTER_PLUS, FLUX_REDUX)}
 CENTRE_GROUPS = ("text_centres", "visual_centres", "counts", *sorted({k.group for k in BANK_KINDS.values()}
                                                                        - {"visual_centres"}))
 

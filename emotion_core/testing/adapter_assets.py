@@ -165,3 +165,18 @@ def write_flux_ip_adapter(path: str | Path, variant: str, layers: int, hidden: i
         torch.save(nested, temp)
         os.replace(temp, path)
     return path
+
+
+def write_flux_test_adapters(models_dir: str | Path, names: Mapping[str, str], seed: int = 0) -> dict[str, Path]:
+    """XLabs and InstantX Flux IP-Adapters for the tiny Flux test model (its block counts, Flux.1's
+    3072 width and 4096 tokens; InstantX with 4 tokens instead of 128 to keep the file small)."""
+    from .sdxl_flux_checkpoints import FLUX_DOUBLE_BLOCKS, FLUX_HIDDEN, FLUX_SINGLE_BLOCKS
+
+    models_dir = Path(models_dir)
+    return {
+        "adapter_flux_xlabs": write_flux_ip_adapter(models_dir / names["adapter_flux_xlabs"], "xlabs",
+                                                    FLUX_DOUBLE_BLOCKS, FLUX_HIDDEN, seed),
+        "adapter_flux_instantx": write_flux_ip_adapter(models_dir / names["adapter_flux_instantx"], "instantx",
+                                                       FLUX_DOUBLE_BLOCKS + FLUX_SINGLE_BLOCKS, FLUX_HIDDEN, seed,
+                                                       tokens=4),
+    }

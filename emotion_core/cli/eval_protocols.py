@@ -90,9 +90,10 @@ def run_generate(args: argparse.Namespace):
     run_dir = Path(args.out)
     base = argparse.Namespace(**vars(args))
     base.batch, base.overwrite, base.report, base.json = args.per_prompt, True, None, False
-    base.critic = args.critic[0]
+    base.critic = args.critic[0] if args.critic_loop else None  # the loop judges with the first critic
     base.emotion, base.prompt, base.out = emotions[0], prompts[0], str(run_dir / "images")
-    generate._check_inputs(base)  # every bad option is reported before a model loads
+    checked = argparse.Namespace(**vars(base))  # generate.run checks (and completes) its own copy per job
+    generate._check_inputs(checked)  # every bad option is reported before a model loads
     accelerator, rank, processes = _process()
     jobs = [(j, prompt, emotion) for j, prompt in enumerate(prompts) for emotion in emotions]
     seeds = [args.seed + k for k in range(args.per_prompt)]
@@ -114,7 +115,7 @@ def run_generate(args: argparse.Namespace):
         folder.mkdir(parents=True, exist_ok=True)
         run = argparse.Namespace(**vars(base))
         run.emotion, run.prompt, run.negative_prompt, run.out = emotion, text, negative, str(folder)
-        models = models or generate.load_models(run)
+        models = models or generate.load_models(checked)
         for _ in generate.run(run, models):
             pass
     accelerator.wait_for_everyone()

@@ -37,15 +37,17 @@ def require_peft():
     return peft
 
 
-def add_unet_lora(unet, rank: int, alpha: float) -> list[torch.nn.Parameter]:
-    """Put a fresh LoRA (B = 0) on the UNet's attention projections; returns its parameters
-    (float32, trainable). Undo with ``remove_unet_lora``."""
+def add_unet_lora(unet, rank: int, alpha: float, seed: int) -> list[torch.nn.Parameter]:
+    """Put a fresh LoRA (B = 0, A drawn from ``seed``) on the UNet's attention projections;
+    returns its parameters (float32, trainable). Undo with ``remove_unet_lora``."""
     peft = require_peft()
     if rank < 1 or not alpha > 0:
         raise InvalidInputError(f"LoRA rank must be >= 1 and alpha > 0, got rank {rank}, alpha {alpha}")
     config = peft.LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(TARGET_MODULES), init_lora_weights=True)
     unet.requires_grad_(False)
-    unet.add_adapter(config, adapter_name=ADAPTER_NAME)
+    with torch.random.fork_rng(devices=[]):  # peft draws A from the global generator
+        torch.manual_seed(seed)
+        unet.add_adapter(config, adapter_name=ADAPTER_NAME)
     params = [p for name, p in unet.named_parameters() if ".lora_" in name]
     for param in params:
         param.data = param.data.float()
@@ -54,7 +56,8 @@ def add_unet_lora(unet, rank: int, alpha: float) -> list[torch.nn.Parameter]:
 
 
 def remove_unet_lora(unet) -> None:
-    unet.delete_adapters(ADAPTER_NAME)
+    """Unwrap the LoRA layers: the UNet is again the module it was before ``add_unet_lora``."""
+    unet.unload_lora()
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from ..visual_prompt import VisualPromptAdapter
 from . import checkpoints
 from .data import Example, as_image, load_square
 from .dpo import DPOTerms, diffusion_dpo_loss
-from .draws import DrawDataset, SeededDrawSampler, collate_draws
+from .draws import DrawDataset, SeededDrawSampler, collate_draws, seed_of
 from .latent_cache import DEFAULT_BUDGET_GB, LatentCache, distinct_images, fits_budget, module_digest
 from .lora import add_unet_lora, comfyui_lora_state, remove_unet_lora, require_peft
 from .memory import advise_on_oom
@@ -220,7 +220,7 @@ def train_dpo(pipe, adapter: VisualPromptAdapter, examples: Sequence[Example], c
         image_encoder.model.to(device)
     settings = _settings(config, adapter, processes)
     if config.trains_lora:
-        add_unet_lora(pipe.unet, config.lora_rank, config.lora_alpha)
+        add_unet_lora(pipe.unet, config.lora_rank, config.lora_alpha, seed_of(config.seed, "lora"))
     try:
         with advise_on_oom(config.batch_size, config.grad_accum, processes, config.resolution,
                            config.mixed_precision):

@@ -29,6 +29,11 @@ def register(commands) -> None:
                       help="also write EmoEditor's three released files in upstream's layouts (torch.save'd, "
                       "model_ip2p.pt fp16) to emoeditor/, as a user downloads them, and convert them as the README "
                       "says into the files the emoeditor_edit workflow loads (~1 GB)")
+    make.add_argument("--with-emoset", action="store_true",
+                      help="also write a tiny EmoSet-118K tree in its published layout (image/, annotation/ attribute "
+                      "JSONs, train/val/test.json, info.json) to DIR/datasets/emoset_tiny and a tiny EmoPair tree "
+                      "(EmoEditor's json/data_EmoPair.json + EmoPair/) to DIR/datasets/emopair_tiny, for bank build "
+                      "and train-dpo --dry-run")
     make.add_argument("--seed", type=seed_int, default=0)
     add_json_flag(make)
     make.set_defaults(handler=make_test_models)
@@ -41,5 +46,5 @@ def make_test_models(args: argparse.Namespace) -> dict:
     if args.dir.exists() and not args.dir.is_dir():
         raise InvalidInputError(f"DIR must be a folder (a ComfyUI models/ tree), got the file {args.dir}")
     written = write(args.dir, with_checkpoint=args.with_checkpoint, seed=args.seed, with_diffusers=args.with_diffusers,
-                    with_emoeditor_release=args.with_emoeditor_release)
+                    with_emoeditor_release=args.with_emoeditor_release, with_emoset=args.with_emoset)
     return {"models_dir": str(args.dir), "files": {role: str(path) for role, path in written.items()}}

@@ -80,8 +80,8 @@ def _confusion(args: argparse.Namespace, bank) -> dict[str, str]:
     if not folder or not Path(folder).is_dir():
         raise InvalidInputError("--negative-emotion most-confused measures the critic on the bank's images: the bank "
                                 f"does not record an existing source folder ({folder!r}); pass --confusion-images DIR")
-    return most_confused(load_critic(args.critic), folder, bank.emotions, CONFUSION_SAMPLES,
-                         split=bank.metadata.get("split"))
+    split = args.split if args.confusion_images else bank.metadata.get("split")
+    return most_confused(load_critic(args.critic), folder, bank.emotions, CONFUSION_SAMPLES, split=split)
 
 
 def open_picker(args: argparse.Namespace):

@@ -19,6 +19,7 @@ TEST_FILES: dict[str, str] = {
     "adapter_sd15": "ipadapter/test_ip_adapter_sd15.safetensors",
     "adapter_sd15_plus": "ipadapter/test_ip_adapter_plus_sd15.safetensors",
     "bank": "emotion_banks/test_emotion_bank.safetensors",
+    "bank_plus": "emotion_banks/test_emotion_bank_plus.safetensors",
     "bank_redux": "emotion_banks/test_emotion_bank_flux_redux.safetensors",
     "checkpoint": "checkpoints/test_sd15_tiny.safetensors",
     "clip_vision": "clip_vision/test_clip_vision_vit_h.safetensors",
@@ -55,7 +56,8 @@ CHECKPOINT_ROLES = ("checkpoint", "clip_vision", "checkpoint_sdxl", "flux_model"
 
 
 def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed: int = 0,
-                     with_diffusers: bool = False, with_emoeditor_release: bool = False) -> dict[str, Path]:
+                     with_diffusers: bool = False, with_emoeditor_release: bool = False,
+                     with_emoset: bool = False) -> dict[str, Path]:
     """Write the tiny models; returns role -> written path. Deterministic for a seed.
     ``with_diffusers`` adds the tiny diffusers pipeline (``diffusers_assets``; imports diffusers);
     ``with_emoeditor_release`` EmoEditor's three released files and their conversions
@@ -95,6 +97,11 @@ def make_test_models(models_dir: str | Path, with_checkpoint: bool = False, seed
 
         written.update(write_emoeditor_release(models_dir, TEST_FILES, seed=seed))
         written.update(convert_emoeditor_release(models_dir, TEST_FILES))
+    if with_emoset:  # tiny EmoSet-118K and EmoPair trees (emoset_assets), beside the models
+        from .emoset_assets import EMOPAIR_DIR, EMOSET_DIR, write_emopair_tree, write_emoset_tree
+
+        written.update(write_emoset_tree(models_dir / EMOSET_DIR, seed=seed))
+        written.update(write_emopair_tree(models_dir / EMOPAIR_DIR, seed=seed))
     for role, path in written.items():
         log.info("wrote %s: %s", role, path)
     return written

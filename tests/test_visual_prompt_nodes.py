@@ -24,6 +24,8 @@ from helpers.visual_prompt_models import (
     inject,
     meta_patcher,
     run_model,
+    run_sdxl,
+    sdxl_narrow_patcher,
     tiny_inputs,
 )
 
@@ -139,6 +141,32 @@ def test_sd15_presets_follow_ipadapter_plus_tables():
     assert _weighted_blocks("style", SD15) == {**{("input", i): {1.0} for i in (1, 2, 4, 5)},
                                                **{("output", i): {1.0} for i in range(5, 12)}}
     assert _weighted_blocks("composition", SD15) == {("input", 7): {0.25}, ("input", 8): {1.0}}
+
+
+@pytest.fixture(scope="module")
+def sdxl_narrow(nodes):
+    return sdxl_narrow_patcher()
+
+
+@pytest.mark.parametrize("variant", ["base", "plus"])
+def test_sdxl_layout_runs_base_and_plus_decoupled(nodes, sdxl_narrow, variant):
+    """SDXL's real block layout (70 attn2 in input 4-8, middle, output 0-5 at depth 2/10), narrow widths:
+    the adapter's 70 layers land on it in IP-Adapter's order, weight 0 is the plain model exactly, a
+    visual prompt changes it, and the style preset acts through output 1 only."""
+    sites = comfy_unet_attn2_sites(sdxl_narrow.get_model_object("diffusion_model"))
+    assert len(sites) == 70 and [s.key for s in sites][:3] == [("input", 4, 0), ("input", 4, 1), ("input", 5, 0)]
+    adapter = adapter_for([s.inner_dim for s in sites], variant=variant, cross=2048)
+    assert adapter.layout.family == "sdxl" and adapter.layout.standard_depth
+    clip = FakeClipVision()  # ViT-H: 1024-d image_embeds, 1280-d hidden states, as the SDXL vit-h adapters read
+    plain = run_sdxl(sdxl_narrow, [0, 1])
+    zero = inject(nodes, sdxl_narrow, adapter, weight=0.0, clip_vision=clip)
+    assert torch.equal(run_sdxl(zero, [0, 1]), plain)
+    on = run_sdxl(inject(nodes, sdxl_narrow, adapter, clip_vision=clip), [0, 1])
+    assert (on - plain).abs().max() > 1e-5 and torch.isfinite(on).all()
+    styled = inject(nodes, sdxl_narrow, adapter, weight_schedule="style", clip_vision=clip)
+    active = {key for key, p in attn2_patches(styled).items() if p.injection.layer_weights[p.layer]}
+    assert active == {("output", 1, i) for i in range(10)}
+    assert (run_sdxl(styled, [0, 1]) - plain).abs().max() > 1e-6
 
 
 @pytest.mark.skipif(not COMFYUI, reason="needs ComfyUI's UNetModel forward")

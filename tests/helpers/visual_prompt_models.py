@@ -113,3 +113,41 @@ def inject(nodes, model, adapter, **kwargs):
                   image=IMAGE)
     values.update(kwargs)
     return nodes["VisualPromptInjector"].execute(model=model, adapter=adapter, **values).args[0]
+
+
+# SDXL's real block layout (input 4, 5, 7, 8; middle; output 0-5; transformer depth 2/10, 70 attn2 blocks,
+# 2048-wide context, ADM 2816) at a narrow width: only the widths differ from SDXL.
+SDXL_NARROW = {**SDXL, "model_channels": 32, "num_head_channels": 32}
+
+
+def sdxl_narrow_patcher():
+    """A runnable SDXL-layout UNet in a ModelPatcher (ComfyUI's UNetModel with COMFYUI_PATH)."""
+    from comfy.model_patcher import ModelPatcher
+
+    holder = nn.Module()
+    if not COMFYUI:
+        holder = StandInBaseModel(standin_unet(SDXL_NARROW, device=CPU))
+    else:
+        import comfy.ops
+        from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+        holder.diffusion_model = UNetModel(**COMMON, **SDXL_NARROW, device=CPU, operations=comfy.ops.disable_weight_init)
+    init_weights(holder)
+    return ModelPatcher(holder, CPU, CPU)
+
+
+def run_sdxl(patcher, cond_or_uncond, seed=0, sigma=5.0):
+    """One call of the SDXL-layout UNet, as ComfyUI's calc_cond_batch makes it."""
+    g = torch.Generator().manual_seed(seed)
+    batch = len(cond_or_uncond)
+    context = torch.randn(batch, 7, 2048, generator=g)
+    options = {**patcher.model_options["transformer_options"], "cond_or_uncond": list(cond_or_uncond),
+               "sigmas": torch.full((1,), sigma)}
+    with torch.no_grad():
+        if not COMFYUI:
+            x = torch.randn(batch, 10, 128, generator=g)
+            return patcher.model.apply_model(x, torch.full((batch,), sigma), c_crossattn=context,
+                                             transformer_options=options)
+        x = torch.randn(batch, 4, 8, 8, generator=g)
+        return patcher.model.diffusion_model(x, torch.full((batch,), sigma), context=context,
+                                             y=torch.randn(batch, 2816, generator=g), transformer_options=options)

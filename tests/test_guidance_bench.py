@@ -7,6 +7,7 @@ import json
 import pytest
 
 from emotion_core.benchmarks import guidance_bench as guidance
+from emotion_core.benchmarks import probes
 from emotion_core.cli import main
 from emotion_core.pipeline import sampling
 
@@ -41,7 +42,7 @@ def test_calls_are_counted_by_the_hook_on_the_unet(monkeypatch):
         def __exit__(self, *exc):
             return None
 
-    monkeypatch.setattr(guidance, "CallCounter", NoHook)
+    monkeypatch.setattr(probes, "CallCounter", NoHook)
     result = guidance.run(_args(*TINY))
     assert result["model_calls_per_step"] == 0.0  # without the hook nothing counts them
 

@@ -25,10 +25,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from types import SimpleNamespace
 
-from .models import FULL_LATENT, add_unet_argument, build_unet, random_adapter, random_visual_prompt
-from .timing import CLOCKS, add_timing_arguments, check_timing_arguments, pinned_threads, ratio_figures, time_interleaved
+from .models import (
+    FULL_LATENT,
+    add_unet_argument,
+    build_unet,
+    random_adapter,
+    random_visual_prompt,
+)
+from .probes import CallCounter, StepClock, pipeline_runner
+from .timing import (
+    add_timing_arguments,
+    check_timing_arguments,
+    pinned_threads,
+    ratio_figures,
+    time_interleaved,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,81 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, latent and text (default 0)")
 
 
-class CallCounter:
-    """Counts forward calls of a module with a forward hook while active."""
-
-    def __init__(self, module) -> None:
-        self.module, self.count = module, 0
-
-    def __enter__(self) -> "CallCounter":
-        self._hook = self.module.register_forward_hook(self._called)
-        return self
-
-    def _called(self, *_) -> None:
-        self.count += 1
-
-    def __exit__(self, *exc) -> None:
-        self._hook.remove()
-
-
-class StepClock:
-    """Seconds per step of one sampling run: from the first model call to the last step's end,
-    on ``clock`` (``timing.CLOCKS``)."""
-
-    def __init__(self, module, clock: str = "cpu") -> None:
-        self.module, self.start, self.end = module, None, None
-        self.now = CLOCKS[clock]
-
-    def __enter__(self) -> "StepClock":
-        self._hook = self.module.register_forward_pre_hook(self._first_call)
-        return self
-
-    def _first_call(self, *_) -> None:
-        if self.start is None:
-            self.start = self.now()
-
-    def step_done(self, *_) -> None:
-        self.end = self.now()
-
-    def __exit__(self, *exc) -> None:
-        self._hook.remove()
-        if self.end is None:  # a sampler without a per-step callback: the run's end
-            self.end = self.now()
-
-
-def _tiny_vae():
-    """A one-block VAE: ``sample`` decodes once at the end, which is not timed."""
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(block_out_channels=(8,), norm_num_groups=8, latent_channels=4, layers_per_block=1).eval()
-
-
 def _pipeline_variants(model, patches, text, size: int, steps: int, seed: int, calls: dict, clock: str) -> dict:
-    from diffusers import EulerDiscreteScheduler
-
     from ..guidance import cfg_guidance, negative_visual_guidance
     from ..pipeline.branches import PromptBranches
-    from ..pipeline.sampling import sample
 
-    pipe = SimpleNamespace(unet=model.unet, scheduler=EulerDiscreteScheduler(), vae=_tiny_vae(), vae_scale_factor=8)
     positive, negative = text[:1], text[1:2]
     variants = {"cfg": PromptBranches(positive, negative, cfg_guidance(CFG)),
                 "three_branch": PromptBranches(positive, negative, negative_visual_guidance(CFG, VISUAL_SCALE),
                                                negative_visual=True)}
-
-    def runner(name: str):
-        branches = variants[name]
-
-        def run() -> float:
-            with StepClock(model.unet, clock) as step_clock, CallCounter(model.unet) as counter:
-                result = sample(pipe, branches.embeddings(positive), branches.guidance, seed=seed, steps=steps,
-                                width=size * 8, height=size * 8, patches=patches, callback=step_clock.step_done,
-                                progress=False, **branches.sample_options())
-            calls[name] = counter.count / result.steps_run
-            return (step_clock.end - step_clock.start) / result.steps_run
-        return run
-
-    return {name: runner(name) for name in variants}
+    return {name: pipeline_runner(model.unet, branches.embeddings(positive), branches.guidance, patches, size, steps,
+                                  seed, clock, calls, name, **branches.sample_options())
+            for name, branches in variants.items()}
 
 
 def _comfyui_variants(model, adapter, prompts, text, size: int, steps: int, seed: int, calls: dict,

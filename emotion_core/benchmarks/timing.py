@@ -42,8 +42,8 @@ import argparse
 import contextlib
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
 NOISE_LIMIT = 0.10  # relative inter-quartile range of one variant's repeats

@@ -161,3 +161,47 @@ def test_emoedit_ssim_of_rgba_and_odd_sizes(tmp_path):
             expected = structural_similarity(np.array(test_img.resize((512, 512)).convert("RGB")),
                                              np.array(_crop_img(origin_img)), channel_axis=2)
         assert abs(ours - expected) < TOLERANCE
+
+
+def test_clip_score_and_clip_i_follow_their_definitions(critics, tmp_path):
+    """CLIP-score = 100 max(cos, 0) of the prompt and image embeddings (torchmetrics' CLIPScore),
+    CLIP-I = cos of the edit's and source's image embeddings on EmoEdit's pair, with an open_clip
+    model built here directly from the file."""
+    import open_clip
+
+    from emotion_core.critics.clip_backbone import make_preprocess, make_tokenizer
+    from emotion_core.images import load_image
+    from emotion_core.weights import load_state_dict, read_metadata
+
+    manifest = write_edit_manifest(tmp_path / "data", 2)
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    lines[0]["prompt"] = "a boat on a grey sea"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    clip_file = critics["critic_clip_b32"]
+    _eval([manifest, "--critic", critics["critic_emoedit"], "--clip-model", clip_file, "--out", tmp_path / "run",
+           "--bootstrap", "0"])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "rows.jsonl").read_text().splitlines()]
+
+    meta = read_metadata(clip_file)
+    model = open_clip.model.CLIP(**meta["open_clip_config"])
+    model.load_state_dict({k: v for k, v in load_state_dict(clip_file).items()}, strict=False)
+    model.eval()
+    preprocess = make_preprocess(meta["open_clip_config"], clip_file, meta)
+
+    def embed(image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.nn.functional.normalize(model.encode_image(preprocess(image.permute(0, 3, 1, 2))), dim=-1)[0]
+
+    with torch.no_grad():
+        text = torch.nn.functional.normalize(model.encode_text(make_tokenizer(77)([lines[0]["prompt"]])), dim=-1)[0]
+    expected = 100 * max(float(embed(load_image(tmp_path / "data" / rows[0]["image"])) @ text), 0.0)
+    assert abs(rows[0]["clip_score"] - expected) < TOLERANCE
+    assert "clip_score" not in rows[1], "no prompt, no CLIP-score"
+    for row in rows:
+        with Image.open(tmp_path / "data" / row["image"]) as test_img, Image.open(row["source"]) as origin_img:
+            test = torch.from_numpy(np.array(test_img.resize((512, 512)).convert("RGB"))).float()[None] / 255
+            origin = torch.from_numpy(np.array(_crop_img(origin_img).convert("RGB"))).float()[None] / 255
+        assert abs(row["clip_i"] - float(embed(test) @ embed(origin))) < TOLERANCE
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["overall"]["clip_score"]["n"] == 1 and summary["overall"]["clip_i"]["n"] == 2
+    assert set(summary["metrics_not_run"]) == {"fid", "lpips"}

@@ -52,6 +52,9 @@ def _common(parser: argparse.ArgumentParser, critic_required: bool = True) -> No
     parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
                         help="bootstrap resamples for the 95%% intervals (default 1000; 0 = none)")
     parser.add_argument("--bootstrap-seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--clip-model", metavar="FILE", help="local open_clip .safetensors with its text tower "
+                        "(e.g. a clip_zero_shot critic's file): adds CLIP-score (with prompts) and CLIP-I (edits); "
+                        "without it they are listed as skipped (CLIP weights are never downloaded)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(parser)
 
@@ -64,7 +67,7 @@ def _protocol_parser(protocols, name: str) -> None:
 
 def _score_options(args: argparse.Namespace) -> dict:
     return {"batch_size": args.eval_batch_size, "workers": args.workers, "seed": args.bootstrap_seed,
-            "resamples": args.bootstrap, "progress": not args.no_progress}
+            "resamples": args.bootstrap, "progress": not args.no_progress, "clip_model": args.clip_model}
 
 
 def run_score(args: argparse.Namespace):

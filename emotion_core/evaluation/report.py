@@ -68,7 +68,9 @@ def render_report(summary: dict, rows: list[dict], title: str = "Emotion evaluat
                 f"bootstrap intervals ({summary['bootstrap']['resamples']} resamples, seed "
                 f"{summary['bootstrap']['seed']}).</p>"]
     for critic, about in summary["critics"].items():
-        sections.append(f"<h2>Critic {html.escape(critic)}</h2><p>{html.escape(str(about))}</p>")
+        described = "; ".join(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                              for key, value in about.items())
+        sections.append(f"<h2>Critic {html.escape(critic)}</h2><p>{html.escape(described)}</p>")
         sections.append(metric_table(header, table_rows(summary, critic)))
         emo_a = {critic: {e: g["critics"][critic].get("emo_a") for e, g in summary["per_emotion"].items()}}
         sections.append('<div class="row">'

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import torch
 
 from ..critics.base import EmotionCritic
-from ..metrics.emoedit import emoedit_emo_s, emoedit_ssim
+from ..metrics.emoedit import as_image, emoedit_emo_s, emoedit_ssim
 from ..metrics.emogen import emogen_row
 from ..metrics.esmi import EsmiSource, esmi, prepare_source
 from ..ssim import ssim
@@ -22,9 +22,10 @@ SOURCE_CACHE = 32  # prepared ESMI sources kept per critic (edits of one source 
 class RowScorer:
     """Scores decoded batches (``loading.ItemImages``) with named critics."""
 
-    def __init__(self, critics: Mapping[str, EmotionCritic], batch_size: int):
+    def __init__(self, critics: Mapping[str, EmotionCritic], batch_size: int, clip=None):
         self.critics = dict(critics)
         self.batch_size = batch_size
+        self.clip = clip  # metrics.clip_similarity.ClipSimilarity for CLIP-score / CLIP-I, or None
         self._sources: dict[str, OrderedDict[str, EsmiSource]] = {name: OrderedDict() for name in self.critics}
 
     def _distributions(self, critic: EmotionCritic, images: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -70,6 +71,11 @@ class RowScorer:
                 edit, source = batch[i]["pair"]
                 rows[i]["ssim_emoedit"] = emoedit_ssim(edit, source)
                 rows[i]["ssim_emoeditor"] = float(ssim(batch[i]["source"], batch[i]["image"], mode="emoeditor")[0])
+                if self.clip is not None:
+                    rows[i]["clip_i"] = self.clip.clip_i(as_image(edit), as_image(source))
+            if self.clip is not None and batch[i]["item"].prompt:
+                score = self.clip.clip_score(batch[i]["image"], [batch[i]["item"].prompt])
+                rows[i]["clip_score"] = float(score[0])
         return rows
 
 

@@ -29,6 +29,24 @@ def critic_names(paths: Sequence[str | Path]) -> list[str]:
     return names
 
 
+# metrics of the papers' tables that eval does not compute, and why (listed in the summary and report)
+NOT_COMPUTED = {
+    "fid": "not computed by eval: FID needs Inception-v3 FID weights (pytorch-fid/torchmetrics), which are neither "
+           "shipped nor downloaded",
+    "lpips": "not computed by eval: LPIPS needs its AlexNet/VGG network weights, which are neither shipped nor "
+             "downloaded",
+}
+NO_CLIP = ("skipped: no --clip-model FILE (a local open_clip .safetensors with its text tower, e.g. a clip_zero_shot "
+           "critic's file); CLIP weights are never downloaded")
+
+
+def metrics_not_run(clip_model: str | Path | None) -> dict[str, str]:
+    reasons = dict(NOT_COMPUTED)
+    if clip_model is None:
+        reasons.update(clip_score=NO_CLIP, clip_i=NO_CLIP)
+    return reasons
+
+
 def _accelerator():
     try:
         from accelerate import Accelerator
@@ -40,7 +58,8 @@ def _accelerator():
 
 def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], run_dir: Path, *,
                 batch_size: int = 16, workers: int = 0, seed: int = 0, resamples: int = 1000,
-                progress: bool = True, config: dict | None = None, extra: dict | None = None) -> Iterator[dict]:
+                progress: bool = True, config: dict | None = None, clip_model: str | Path | None = None
+                ) -> Iterator[dict]:
     """Score ``items`` into ``run_dir``; yields ``{"event": "progress", …}`` per batch and finally the
     summary (``{"event": "summary", …}``) on the main process."""
     from tqdm.auto import tqdm
@@ -57,6 +76,8 @@ def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], r
     for path in critic_paths:
         if not Path(path).is_file():
             raise InvalidInputError(f"--critic not found: {path}")
+    if clip_model is not None and not Path(clip_model).is_file():
+        raise InvalidInputError(f"--clip-model not found: {clip_model}")
     names = critic_names(critic_paths)
     accelerator = _accelerator()
     rank, processes = accelerator.process_index, accelerator.num_processes
@@ -64,16 +85,21 @@ def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], r
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         check_config(run_dir, {**(config or {}), "critics": dict(zip(names, (Path(p).name for p in critic_paths))),
-                               "batch_size": batch_size})
+                               "batch_size": batch_size, "clip_model": clip_model and Path(clip_model).name})
     accelerator.wait_for_everyone()
     critics = {name: load_critic(path, device=accelerator.device) for name, path in zip(names, critic_paths)}
+    clip = None
+    if clip_model is not None:
+        from ..metrics.clip_similarity import ClipSimilarity
+
+        clip = ClipSimilarity(clip_model, device=accelerator.device)
     keys = {item.key: item.index for item in items}
     done = {keys[key] for key in read_rows(run_dir) if key in keys}
     batches = shard_batches(fixed_batches(len(items), batch_size), done, rank, processes)
     todo = sum(1 for batch in batches for index in batch if index not in done)
     if accelerator.is_main_process and done:
         log.info("resuming %s: %d of %d rows already written", run_dir, len(done), len(items))
-    scorer, writer = RowScorer(critics, batch_size), PartWriter(run_dir, rank)
+    scorer, writer = RowScorer(critics, batch_size, clip), PartWriter(run_dir, rank)
     bar = tqdm(total=todo, desc=f"eval [{rank}]" if processes > 1 else "eval", unit="img", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     started, scored = time.perf_counter(), 0
@@ -91,7 +117,8 @@ def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], r
     if accelerator.is_main_process:
         rows = merge(run_dir, items)
         about = {name: {"file": Path(path).name, **critics[name].describe()} for name, path in zip(names, critic_paths)}
-        summary = summarize(rows, about, seed=seed, resamples=resamples, extra=extra)
+        summary = summarize(rows, about, seed=seed, resamples=resamples,
+                            extra={"metrics_not_run": metrics_not_run(clip_model)})
         write_summary(run_dir, summary)
         report = write_report(run_dir, summary, rows)
         log.info("wrote %s", report)

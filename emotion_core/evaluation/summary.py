@@ -18,7 +18,7 @@ from ..taxonomy import EMOTIONS
 from .store import strict, write_text
 
 CRITIC_METRICS = ("emo_a", "emo_score", "emo_a_2class", "emo_score_2class", "emo_s", "esmi")
-PAIR_METRICS = ("ssim_emoedit", "ssim_emoeditor")
+PAIR_METRICS = ("ssim_emoedit", "ssim_emoeditor", "clip_i", "clip_score")  # critic-independent
 # what each number is and whose definition it follows (summary.json's "definitions", the README's table)
 DEFINITIONS = {
     "emo_a": "Emo-A: the critic's top-1 emotion is the target (EmoGen inference.py emo_cls / EmoEdit ACC_args.py)",
@@ -30,6 +30,9 @@ DEFINITIONS = {
     "ssim_emoedit": "SSIM as EmoEdit computes it: skimage 7x7 uniform, RGB mean, 512x512, source centre-cropped "
                     "(EmoEdit Metric_args.py)",
     "ssim_emoeditor": "EmoEditor's SSIM gate: gray 224x224, 51x51 uniform window (EmoEditor utils.cal_ssim)",
+    "clip_i": "CLIP-I: cosine of CLIP image embeddings of edit and source, EmoEdit's 512x512 pair "
+              "(EmoEdit Metric_args.py count_CLIP_I); needs --clip-model",
+    "clip_score": "CLIP-score: 100 * max(cos(image, prompt), 0) (torchmetrics CLIPScore); needs --clip-model",
 }
 DEFAULT_RESAMPLES = 1000
 CONFIDENCE = 0.95
@@ -145,7 +148,8 @@ def _fmt(stat: dict | None, percent: bool) -> str:
 
 PERCENT = {"emo_a", "emo_a_2class"}
 TITLES = {"emo_a": "Emo-A", "emo_score": "emo score", "emo_a_2class": "Emo-A (2)", "emo_score_2class": "score (2)",
-          "emo_s": "Emo-S", "esmi": "ESMI", "ssim_emoedit": "SSIM (EmoEdit)", "ssim_emoeditor": "SSIM (EmoEditor gate)"}
+          "emo_s": "Emo-S", "esmi": "ESMI", "ssim_emoedit": "SSIM (EmoEdit)", "ssim_emoeditor": "SSIM (EmoEditor gate)",
+          "clip_i": "CLIP-I", "clip_score": "CLIP-score"}
 
 
 def table_columns(summary: dict) -> list[str]:
@@ -178,6 +182,8 @@ def summary_md(summary: dict) -> str:
                  f"resamples, seed {summary['bootstrap']['seed']}).")
     for metric in columns:
         lines.append(f"- **{TITLES[metric]}**: {DEFINITIONS[metric]}")
+    if summary.get("metrics_not_run"):
+        lines += ["", "## Metrics not run", ""] + [f"- {k}: {v}" for k, v in summary["metrics_not_run"].items()]
     if summary["skipped"]:
         lines += ["", "## Skipped", ""] + [f"- {s['image']}: {s['reason']}" for s in summary["skipped"]]
     return "\n".join(lines) + "\n"

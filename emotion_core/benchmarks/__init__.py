@@ -11,5 +11,6 @@ BENCHMARKS: dict[str, str] = {
     "injector": "Visual Prompt Injector: per-step time and peak memory, plain vs injected",
     "guidance": "Negative Visual DPO guidance: per-step time of three branches vs two-branch CFG",
     "loop": "Emotion Critic Loop: loop overhead fraction, model evaluations vs EmoEditor's procedure",
+    "eval": "eval score: images/s per critic (one thread) and the time for EmoSet's test split",
     "startup": "CLI start-up: --help and a cold builtin rewrite, each in a fresh process",
 }

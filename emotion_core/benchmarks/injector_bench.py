@@ -1,40 +1,54 @@
-"""``bench injector``: cost of the Visual Prompt Injector, side by side in one run on the
-same model, latent and text.
+"""``bench injector``: cost of the Visual Prompt Injector, per sampling step and in memory,
+plain against injected on the same model, latent and text, through the code that ships.
 
-- Model: a diffusers ``UNet2DConditionModel`` at SD1.5 widths (320/640 channels,
-  768-wide text, 8 heads) but shallow (2 levels, 7 cross-attention blocks, like
-  the test checkpoint), random weights; a random SD1.5 base adapter at the real
-  projection shape (ViT-H 1024 -> 4 x 768) for those blocks.
-- Time: Euler sampling with CFG (both branches in one batch), plain and injected
-  runs interleaved after a warm-up; ``ratio`` = median injected / median plain
-  seconds per step. Target <= 1.10.
-- Memory: peak of the tensors a sampling step holds (model weights, the
-  injector's projected keys/values, and live activations, counted op by op with
-  a dispatch mode) for each variant; ``memory_growth_ratio`` = (injected peak -
-  plain peak) / adapter weight bytes. Target <= 1.10 (growth at most the
-  adapter's weights + 10 %). The adapter itself is not needed while sampling:
-  keys/values are projected once at injection.
+- Paths: ``diffusers`` runs ``pipeline.sampling.sample`` (the CLI's sampler, CFG with both
+  branches in one batch) without and with ``pipeline.visual.visual_prompt_patches``;
+  ``comfyui`` (only with ``COMFYUI_PATH``, the real ComfyUI) runs ComfyUI's ``CFGGuider`` on
+  the model and on the ``VisualPromptInjector`` node's output. ``--path auto`` runs every
+  available path; the top-level time figures are ComfyUI's when it ran (``"path"``).
+- Model: ``--unet`` (``benchmarks.models``): toy by default (7 cross-attention blocks),
+  ``sd15-full`` (64x64 latent) or ``sdxl`` (128x128), random weights; a random base adapter at
+  the real projection shape (ViT-H 1024 -> 4 tokens) for every cross-attention block.
+- Time: seconds per step from the first UNet call to the end of the last step, ``--repeats``
+  runs per variant interleaved, one torch thread (``benchmarks.timing``). ``ratio`` = median
+  injected / median plain; ``ratio_min`` uses minimums; ``noisy`` when the spread makes them
+  meaningless. Target <= 1.05.
+- Memory (diffusers path, one step): the peak of the tensors a step holds (model weights, the
+  injector's projected keys/values, live activations counted op by op with a dispatch mode).
+  ``memory_growth_ratio`` = (injected peak - plain peak) / adapter weight bytes, sampling-time
+  only (the adapter is not needed while sampling: keys/values are projected once).
+  ``resident_growth_ratio`` = (injected resident peak - plain peak) / adapter bytes, where the
+  resident peak also counts the loaded adapter as ComfyUI holds it (the loader node's output
+  stays cached, in the file's dtype, for as long as the graph may run again). Target <= 1.10.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
+import os
 import weakref
+
+from .models import FULL_LATENT, add_unet_argument, build_unet, random_adapter, random_visual_prompt
+from .probes import CallCounter, StepClock, pipeline_runner
+from .timing import add_timing_arguments, check_timing_arguments, pinned_threads, ratio_figures, time_interleaved
 
 log = logging.getLogger(__name__)
 
-RATIO_TARGET = 1.10
+RATIO_TARGET = 1.05
 MEMORY_TARGET = 1.10
+CFG, WEIGHT = 5.0, 1.0
+PATHS = ("auto", "diffusers", "comfyui")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=int, default=32, help="latent side (32 = 256 px images; default 32)")
-    parser.add_argument("--steps", type=int, default=4, help="sampling steps per timed run (default 4)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant, interleaved (default 3)")
+    add_unet_argument(parser)
+    parser.add_argument("--size", type=int, help="latent side (default: 32 toy, 64 sd15-full, 128 sdxl)")
+    parser.add_argument("--steps", type=int, default=2, help="sampling steps per timed run (default 2)")
+    add_timing_arguments(parser, repeats=7)
     parser.add_argument("--images", type=int, default=1, help="visual prompt images (4 tokens each; default 1)")
+    parser.add_argument("--path", choices=PATHS, default="auto",
+                        help="diffusers (the CLI's sampler), comfyui (needs COMFYUI_PATH) or auto (every available)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, latent and text (default 0)")
 
 
@@ -86,116 +100,134 @@ class LiveTensorBytes:
             del self._refs[pointer]
 
 
-def _unet(seed: int):
-    import torch
-    from diffusers import UNet2DConditionModel
-
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(
-        block_out_channels=(320, 640), layers_per_block=1, cross_attention_dim=768, attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), sample_size=64,
-    ).eval().requires_grad_(False)
+def _tensor_bytes(module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
 
 
-def _injection(unet, images: int, seed: int):
-    """Patches for every attn2 of ``unet`` from a random real-shaped SD1.5 base adapter."""
+def _comfyui_variants(model, adapter, prompt, text, size: int, steps: int, seed: int, calls: dict,
+                      clock: str) -> dict:
+    """ComfyUI's CFGGuider on the model and on the Visual Prompt Injector node's patched clone."""
     import torch
 
-    from ..testing.adapter_assets import adapter_shapes, random_state_dict
-    from ..visual_prompt import (ProjectedPrompt, VisualPromptAdapter, VisualPromptInjection, build_visual_prompt,
-                                 layer_weights, make_patches)
-    from ..visual_prompt.diffusers_unet import diffusers_attn2_sites
+    from .comfyui_paths import comfy_model_patcher, load_pack
 
-    sites = diffusers_attn2_sites(unet)
-    state = random_state_dict(adapter_shapes("base", 768, [s.inner_dim for s in sites]), seed=seed)
-    adapter_bytes = sum(t.numel() * t.element_size() for t in state.values())
-    adapter = VisualPromptAdapter.from_state_dict(state)
-    generator = torch.Generator().manual_seed(seed)
-    embeds = torch.randn(images, 1024, generator=generator)
-    prompt = build_visual_prompt(adapter, lambda batch: embeds, torch.zeros(images, 8, 8, 3))
-    injection = VisualPromptInjection(ProjectedPrompt.from_prompt(adapter, prompt), layer_weights("uniform", sites, 1.0))
-    patches = [patch for _, patch in make_patches(injection, sites, {})]
-    return patches, injection, adapter_bytes, len(sites)
+    (visual_nodes,) = load_pack("visual_prompt")
+    import comfy.sample
+    import comfy.samplers
+
+    patcher = comfy_model_patcher(model.unet)
+    injected = visual_nodes.VisualPromptInjector.execute(model=patcher, adapter=adapter, weight=WEIGHT,
+                                                         weight_schedule="uniform", start_percent=0.0,
+                                                         end_percent=1.0, visual_prompt=prompt).args[0]
+    positive, negative = [[text[:1], {}]], [[text[1:2], {}]]
+    noise = comfy.sample.prepare_noise(torch.zeros(1, 4, size, size), seed)
+    sigmas = comfy.samplers.KSampler(patcher, steps=steps, device="cpu", sampler="euler", scheduler="normal",
+                                     denoise=1.0).sigmas
+    sampler = comfy.samplers.sampler_object("euler")
+
+    def runner(name: str, model_patcher):
+        guider = comfy.samplers.CFGGuider(model_patcher)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(CFG)
+        diffusion_model = model_patcher.get_model_object("diffusion_model")
+
+        def run() -> float:
+            with StepClock(diffusion_model, clock) as step_clock, CallCounter(diffusion_model) as counter:
+                guider.sample(noise, torch.zeros_like(noise), sampler, sigmas, callback=step_clock.step_done,
+                              disable_pbar=True, seed=seed)
+            calls[name] = counter.count / steps
+            return (step_clock.end - step_clock.start) / steps
+        return run
+
+    return {"plain": runner("plain", patcher), "injected": runner("injected", injected)}
 
 
-def _sample(unet, latent, text, steps: int, options: dict, cfg: float = 5.0) -> float:
-    """Euler + CFG with both branches in one batch (uncond first); returns seconds per step."""
-    import torch
+def _memory(model, adapter, adapter_bytes: int, patches, text, size: int, seed: int) -> dict:
+    """Sampling-time and resident peaks of one diffusers step, plain and injected."""
+    from ..guidance import cfg_guidance
 
-    from ..guidance import StepInfo, cfg_guidance
-
-    guidance = cfg_guidance(cfg)
-    sigmas = torch.linspace(14.6, 0.0, steps + 1)
-    x = latent * sigmas[0]
-    options["cond_or_uncond"] = [1, 0]
-    start = time.perf_counter()
-    with torch.no_grad():
-        for i in range(steps):
-            sigma = sigmas[i]
-            options["sigmas"] = sigma.expand(latent.shape[0])
-            x_in = torch.cat([x, x]) / torch.sqrt(sigma ** 2 + 1)
-            timestep = 999.0 * (1 - i / steps)
-            uncond, cond = unet(x_in, timestep, text).sample.chunk(2)
-            x = x + guidance([cond, uncond], StepInfo(i, steps, timestep, float(sigma))) * (sigmas[i + 1] - sigma)
-    return (time.perf_counter() - start) / steps
+    weights = _tensor_bytes(model.unet)
+    kv_bytes = sum(patch.injection.weight_bytes() for patch in patches[:1])
+    peaks = {}
+    for name, variant_patches in (("plain", None), ("injected", patches)):
+        run = pipeline_runner(model.unet, [text[:1], text[1:2]], cfg_guidance(CFG), variant_patches, size, 1, seed,
+                              "cpu", {}, name)
+        tracker = LiveTensorBytes()
+        with tracker.mode():
+            run()
+        peaks[name] = weights + tracker.peak + (kv_bytes if variant_patches else 0)
+    resident_adapter = _tensor_bytes(adapter)
+    growth = peaks["injected"] - peaks["plain"]
+    resident_growth = growth + resident_adapter
+    return {
+        "plain_peak_bytes": peaks["plain"],
+        "injected_peak_bytes": peaks["injected"],
+        "memory_growth_bytes": growth,
+        "adapter_weight_bytes": adapter_bytes,
+        "projected_kv_bytes": kv_bytes,
+        "memory_growth_ratio": round(growth / adapter_bytes, 4),
+        "adapter_resident_bytes": resident_adapter,
+        "injected_resident_peak_bytes": peaks["injected"] + resident_adapter,
+        "resident_growth_bytes": resident_growth,
+        "resident_growth_ratio": round(resident_growth / adapter_bytes, 4),
+        "memory_target": MEMORY_TARGET,
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
     import torch
 
     from ..errors import InvalidInputError
-    from ..visual_prompt.diffusers_unet import patched
+    from ..guidance import cfg_guidance
+    from ..pipeline.visual import visual_prompt_patches
 
-    if args.size < 8 or args.size % 8 or args.steps < 1 or args.repeats < 1 or args.images < 1:
-        raise InvalidInputError("--size must be a multiple of 8 (>= 8); --steps, --repeats and --images >= 1")
-    unet = _unet(args.seed)
-    patches, injection, adapter_bytes, layers = _injection(unet, args.images, args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    latent = torch.randn(1, 4, args.size, args.size, generator=generator)
-    text = torch.randn(2, 77, 768, generator=generator)
-
-    def variant(injected: bool, steps: int) -> float:
-        if not injected:
-            return _sample(unet, latent, text, steps, {})
-        with patched(unet, patches) as options:
-            return _sample(unet, latent, text, steps, options)
-
-    variant(False, 1), variant(True, 1)  # warm-up: allocator, kernels
-    plain, injected = [], []
-    for repeat in range(args.repeats):
-        plain.append(variant(False, args.steps))
-        injected.append(variant(True, args.steps))
-        log.info("repeat %d: plain %.3f s/step, injected %.3f s/step", repeat + 1, plain[-1], injected[-1])
-
-    weights = sum(p.numel() * p.element_size() for p in unet.parameters())
-    peaks = {}
-    for name, is_injected in (("plain", False), ("injected", True)):
-        tracker = LiveTensorBytes()
-        with tracker.mode():
-            variant(is_injected, 1)
-        peaks[name] = weights + tracker.peak + (injection.weight_bytes() if is_injected else 0)
-    ratio = statistics.median(injected) / statistics.median(plain)
-    growth = peaks["injected"] - peaks["plain"]
+    check_timing_arguments(args)
+    size = args.size or FULL_LATENT[args.unet]
+    if size < 8 or size % 8 or args.steps < 1 or args.images < 1:
+        raise InvalidInputError("--size must be a multiple of 8 (>= 8); --steps and --images >= 1")
+    comfyui = bool(os.environ.get("COMFYUI_PATH"))
+    if args.path == "comfyui" and not comfyui:
+        raise InvalidInputError("--path comfyui needs COMFYUI_PATH set to a ComfyUI checkout")
+    paths = [p for p in ("diffusers", "comfyui") if args.path in (p, "auto") and (p != "comfyui" or comfyui)]
+    with pinned_threads(args.threads), torch.no_grad():
+        model = build_unet(args.unet, args.seed)
+        adapter, adapter_bytes = random_adapter(model, args.seed)
+        prompt = random_visual_prompt(adapter, "awe", args.seed, args.images)
+        patches = visual_prompt_patches(model.unet, adapter, [(prompt, WEIGHT)])
+        text = torch.randn(2, 77, model.text_width, generator=torch.Generator().manual_seed(args.seed))
+        results = {}
+        for path in paths:
+            calls: dict = {}
+            if path == "diffusers":
+                guidance = cfg_guidance(CFG)
+                variants = {name: pipeline_runner(model.unet, [text[:1], text[1:2]], guidance, variant_patches, size,
+                                                  args.steps, args.seed, args.clock, calls, name)
+                            for name, variant_patches in (("plain", None), ("injected", patches))}
+            else:
+                variants = _comfyui_variants(model, adapter, prompt, text, size, args.steps, args.seed, calls,
+                                             args.clock)
+            timings = time_interleaved(variants, args.repeats, clock=args.clock)
+            figures = ratio_figures(timings["injected"], timings["plain"], RATIO_TARGET)
+            results[path] = {"path": path, "plain_s_per_step": round(timings["plain"].median, 4),
+                             "injected_s_per_step": round(timings["injected"].median, 4), **figures,
+                             "model_calls_per_step": calls["injected"],
+                             "timings": {name: timing.summary() for name, timing in timings.items()}}
+            log.info("%s: injected/plain %.3f (min %.3f)", path, figures["ratio"], figures["ratio_min"])
+        memory = _memory(model, adapter, adapter_bytes, patches, text, size, args.seed)
+    primary = results["comfyui" if "comfyui" in results else "diffusers"]
     return {
         "benchmark": "injector",
-        "model": "diffusers UNet2DConditionModel, SD1.5 widths, 2 levels",
-        "cross_attention_layers": layers,
-        "latent": [1, 4, args.size, args.size],
+        "model": model.description,
+        "unet": args.unet,
+        "cross_attention_layers": len(patches),
+        "latent": [1, 4, size, size],
         "image_tokens": 4 * args.images,
         "steps": args.steps,
         "repeats": args.repeats,
-        "threads": torch.get_num_threads(),
-        "plain_s_per_step": round(statistics.median(plain), 4),
-        "injected_s_per_step": round(statistics.median(injected), 4),
-        "ratio": round(ratio, 4),
-        "ratio_target": RATIO_TARGET,
-        "plain_peak_bytes": peaks["plain"],
-        "injected_peak_bytes": peaks["injected"],
-        "memory_growth_bytes": growth,
-        "adapter_weight_bytes": adapter_bytes,
-        "projected_kv_bytes": injection.weight_bytes(),
-        "memory_growth_ratio": round(growth / adapter_bytes, 4),
-        "memory_target": MEMORY_TARGET,
-        "within_targets": ratio <= RATIO_TARGET and growth / adapter_bytes <= MEMORY_TARGET,
+        "threads": args.threads,
+        "clock": args.clock,
+        **primary,
+        **memory,
+        "within_targets": primary["within_target"] and memory["resident_growth_ratio"] <= MEMORY_TARGET,
+        "paths": results,
     }

@@ -164,6 +164,14 @@ CLI_CASES = [
     (["convert", "{truncated}", "{out_st}"], "IN"),
     (["convert", "{text_model}", "{out_st}"], "IN"),
     (["convert", "{empty_file}", "{out_st}"], "IN"),
+    # eval
+    (["eval", "score", "{missing}", "--critic", "{critic}", "--out", "{out}"], "not found"),
+    (["eval", "score", "{dir}", "--critic", "{critic}", "--out", "{out}", "--workers", "-1"], "workers"),
+    (["eval", "score", "{dir}", "--critic", "{critic}", "--out", "{out}", "--split", "dev"], "split"),
+    (["eval", "generate", "--model", "{missing}", "--prompts", "{missing}", "--critic", "{critic}", "--out", "{out}"],
+     "prompts"),
+    (["eval", "edit", "--sources", "{missing}", "--model", "{missing}", "--critic", "{critic}", "--out", "{out}"],
+     "sources"),
     # bench, dev
     (["bench", "nothing"], "NAME"),
     (["bench", "rewrite", "--prompts", "0"], "prompts"),

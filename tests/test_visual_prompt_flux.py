@@ -210,3 +210,34 @@ def test_injectors_stack_and_errors_name_both_families(flux):
         _inject(nodes, model, sd15, visual_prompt=None, image=torch.rand(1, 8, 8, 3), clip_vision=object())
     with pytest.raises(InvalidInputError, match=r"adapter is for Flux \(xlabs format.* but the model is an SD1.5/SDXL"):
         _inject(nodes, meta_patcher(SD15), adapters["xlabs"])
+
+
+def _bank(width, kind="ip-adapter"):
+    from emotion_core.bank.store import PROBE_TEXTS, PromptBank
+    from emotion_core.taxonomy import EMOTIONS
+
+    g = torch.Generator().manual_seed(0)
+    visual = {e: torch.randn(2, width, generator=g) for e in EMOTIONS}
+    extra = {} if kind != "flux-redux" else {"siglip_centres": {e: torch.randn(2, 3, width, generator=g)
+                                                                for e in EMOTIONS}}
+    return PromptBank({e: torch.randn(2, 8, generator=g) for e in EMOTIONS}, visual,
+                      {e: torch.tensor([3, 1]) for e in EMOTIONS}, torch.randn(len(PROBE_TEXTS), 8, generator=g),
+                      {"built_for": kind}, extra_centres=extra)
+
+
+def test_prompt_banks_on_flux_adapters():
+    """A ViT-L (768-d image_embeds) bank serves XLabs; an SD1.5/SDXL ViT-H bank or a Redux bank names both sides."""
+    from emotion_core.bank.retrieval import bank_visual_prompt
+
+    xlabs = FluxIPAdapter.from_state_dict(random_state_dict(flux_adapter_shapes("xlabs", 2, 64), dtype=torch.float32))
+    prompt = bank_visual_prompt(xlabs, _bank(768), "awe", None, 2, negative_emotion="fear")
+    assert (prompt.family, prompt.variant) == ("flux", "xlabs")
+    assert prompt.tokens["positive"].shape == (4, 4096) and prompt.tokens["negative_visual"].shape == (4, 4096)
+    with pytest.raises(InvalidInputError, match=r"holds 1024-d image_embeds \(CLIP ViT-H/14, the SD1.5/SDXL .* Flux"):
+        bank_visual_prompt(xlabs, _bank(1024), "awe", None, 2)
+    with pytest.raises(InvalidInputError, match="for Flux's Redux path .* not for a Flux IP-Adapter"):
+        bank_visual_prompt(xlabs, _bank(1152, "flux-redux"), "awe", None, 2)
+    instantx = FluxIPAdapter.from_state_dict(random_state_dict(flux_adapter_shapes("instantx", 2, 64, tokens=2),
+                                                               dtype=torch.float32))
+    with pytest.raises(InvalidInputError, match="built for SD1.5/SDXL IP-Adapter adapters .* Flux instantx"):
+        bank_visual_prompt(instantx, _bank(1152), "awe", None, 2)

@@ -17,6 +17,7 @@ import torch
 from ..errors import InvalidInputError
 from ..taxonomy import parse_emotion
 from ..visual_prompt.adapter import VisualPromptAdapter
+from ..visual_prompt.flux_layout import FLUX, check_flux_bank
 from ..visual_prompt.layout import AdapterLayout
 from ..visual_prompt.prompt import NEGATIVE, NEGATIVE_VISUAL, POSITIVE, VisualPrompt
 from .store import PromptBank, Retrieval
@@ -38,6 +39,8 @@ def check_bank_fits_layout(bank: PromptBank, layout: AdapterLayout) -> None:
     kind = bank.kind
     encoder = bank.metadata.get("image_encoder", {})
     described = f"{encoder.get('kind', '?')} {encoder.get('name', '?')}"
+    if layout.family == FLUX:  # Flux IP-Adapters: XLabs reads ViT-L image_embeds, the rest name both families
+        return check_flux_bank(kind.name, kind.feature, int(bank.kind_centres(bank.emotions[0]).shape[-1]), layout)
     if layout.variant != kind.adapter_variant:
         build = "--clip-vision DIR --kind ip-adapter-plus" if layout.variant == "plus" else "--kind ip-adapter"
         raise InvalidInputError(

@@ -23,7 +23,7 @@ from typing import Mapping
 
 import torch
 
-from ..errors import ModelFormatError
+from ..errors import InvalidInputError, ModelFormatError
 
 FLUX = "flux"
 XLABS, INSTANTX = "xlabs", "instantx"
@@ -127,3 +127,21 @@ def detect_flux_layout(state: Mapping[str, torch.Tensor]) -> FluxAdapterLayout:
     if out_dim % cross_dim:
         raise _fail(f"the projection gives {out_dim} values, not a multiple of the token width {cross_dim}", state)
     return FluxAdapterLayout(variant, cross_dim, feature_dim, out_dim // cross_dim, hidden, layers)
+
+
+def check_flux_bank(kind_name: str, feature: str, width: int, layout: FluxAdapterLayout) -> None:
+    """A prompt bank for a Flux IP-Adapter: XLabs reads pooled CLIP ViT-L/14 ``image_embeds``, so an
+    ``ip-adapter`` bank built with that CLIP serves it; anything else is an error naming both families."""
+    wanted = f"{layout.feature_dim}-d {layout.feature_description}"
+    if kind_name == "flux-redux":
+        raise InvalidInputError(f"this prompt bank is for Flux's Redux path (SigLIP sequences: Emotion Redux Prompt -> "
+                               f"Apply Style Model), not for a Flux IP-Adapter, which reads {wanted}")
+    if layout.variant != XLABS or kind_name != "ip-adapter":
+        family = "SD1.5/SDXL IP-Adapter plus" if kind_name == "ip-adapter-plus" else "SD1.5/SDXL IP-Adapter"
+        raise InvalidInputError(f"this prompt bank was built for {family} adapters ({feature}), but this Flux "
+                               f"{layout.variant} IP-Adapter reads {wanted}; on Flux use a bank built with CLIP "
+                               "ViT-L/14 for XLabs adapters, or the Redux path")
+    if width != layout.feature_dim:
+        source = "CLIP ViT-H/14, the SD1.5/SDXL IP-Adapters' image encoder" if width == 1024 else "another encoder"
+        raise InvalidInputError(f"this prompt bank holds {width}-d image_embeds ({source}) but this Flux XLabs "
+                               f"IP-Adapter reads {wanted}; build the bank with CLIP ViT-L/14")

@@ -6,7 +6,9 @@ data URIs."""
 from __future__ import annotations
 
 import base64
+import heapq
 import html
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..taxonomy import EMOTIONS
@@ -38,29 +40,40 @@ def metric_table(header: list[str], rows: list[tuple[str, list[str]]], css: str 
     return f'<table class="{css}"><tr>{head}</tr>{body}</table>'
 
 
-def _examples(rows: list[dict], critic: str) -> str:
+def _examples(rows: Iterable[dict], critic: str) -> str:
+    """Per emotion the ``EXAMPLES`` highest and lowest target probabilities (one pass, bounded heaps)."""
+    best: dict[str, list] = {e: [] for e in EMOTIONS}
+    worst: dict[str, list] = {e: [] for e in EMOTIONS}
+    for row in rows:
+        if "critics" not in row:
+            continue
+        entry = row["critics"][critic]
+        example = (row["image"], row["path"], entry["emo_score"], entry["top"])
+        heapq.heappush(best[row["target"]], (entry["emo_score"], -row["index"], example))
+        heapq.heappush(worst[row["target"]], (-entry["emo_score"], row["index"], example))
+        for heap in (best[row["target"]], worst[row["target"]]):
+            if len(heap) > EXAMPLES * 2:
+                heapq.heappop(heap)
     parts = []
     for emotion in EMOTIONS:
-        group = [r for r in rows if r["target"] == emotion and "critics" in r]
-        if not group:
+        top = [e for _, _, e in sorted(best[emotion], reverse=True)][:EXAMPLES]
+        bottom = [e for _, _, e in sorted(worst[emotion], reverse=True) if e not in top][:EXAMPLES]
+        chosen = [("best", e) for e in top] + [("worst", e) for e in bottom]
+        if not chosen:
             continue
-        ranked = sorted(group, key=lambda r: (-r["critics"][critic]["emo_score"], r["index"]))
-        chosen = [("best", r) for r in ranked[:EXAMPLES]]
-        chosen += [("worst", r) for r in ranked[max(EXAMPLES, len(ranked) - EXAMPLES):][::-1]]
         figures = []
-        for kind, row in chosen:
-            thumb = thumbnail_jpeg(row["path"])
+        for kind, (image, path, probability, top_emotion) in chosen:
+            thumb = thumbnail_jpeg(path)
             if thumb is None:
                 continue
-            entry = row["critics"][critic]
-            caption = f"{kind}: p={entry['emo_score']:.2f}, top {entry['top']}"
-            figures.append(f"<figure>{_img(thumb, 'image/jpeg', row['image'], 'thumb')}"
+            caption = f"{kind}: p={probability:.2f}, top {top_emotion}"
+            figures.append(f"<figure>{_img(thumb, 'image/jpeg', image, 'thumb')}"
                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         parts.append(f"<h3>{emotion}</h3><div class=\"grid\">{''.join(figures)}</div>")
     return "".join(parts)
 
 
-def render_report(summary: dict, rows: list[dict], title: str = "Emotion evaluation") -> str:
+def render_report(summary: dict, rows: Iterable[dict], title: str = "Emotion evaluation") -> str:
     columns = table_columns(summary)
     header = [""] + [TITLES[m] for m in columns]
     sections = [f"<h1>{html.escape(title)}</h1>",
@@ -98,7 +111,7 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
 
 
-def write_report(run_dir: Path, summary: dict, rows: list[dict]) -> Path:
+def write_report(run_dir: Path, summary: dict, rows: Iterable[dict]) -> Path:
     path = run_dir / "report.html"
     write_text(path, render_report(summary, rows))
     return path

@@ -68,7 +68,7 @@ def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], r
     from .loading import fixed_batches, image_loader, shard_batches
     from .report import write_report
     from .rows import RowScorer
-    from .store import PartWriter, check_config, merge, read_rows
+    from .store import PartWriter, check_config, iter_rows, merge, read_rows
     from .summary import summarize, write_summary
 
     if not items:
@@ -115,12 +115,12 @@ def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], r
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        rows = merge(run_dir, items)
+        merge(run_dir, items)
         about = {name: {"file": Path(path).name, **critics[name].describe()} for name, path in zip(names, critic_paths)}
-        summary = summarize(rows, about, seed=seed, resamples=resamples,
+        summary = summarize(iter_rows(run_dir), about, seed=seed, resamples=resamples,
                             extra={"metrics_not_run": metrics_not_run(clip_model)})
         write_summary(run_dir, summary)
-        report = write_report(run_dir, summary, rows)
+        report = write_report(run_dir, summary, iter_rows(run_dir))
         log.info("wrote %s", report)
         yield {"event": "summary", "run_dir": str(run_dir), "report": str(report), "images": summary["images"],
                "scored": summary["scored"], "skipped": len(summary["skipped"]),

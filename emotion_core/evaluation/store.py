@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..atomic import temp_beside
@@ -21,27 +21,35 @@ CONFIG = "config.json"
 PART_GLOB = "rows.part*.jsonl"
 
 
-def _complete_lines(path: Path) -> list[dict]:
+def _complete_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """``(key, line)`` of each complete row in ``path``, read line by line."""
     if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_bytes().split(b"\n")[:-1]:  # the last piece has no newline: unfinished
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and "key" in row:
-            rows.append(row)
-    return rows
+        return
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):  # the last piece without a newline: unfinished
+                return
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "key" in row:
+                yield row["key"], line.decode("utf-8").rstrip("\n")
 
 
-def read_rows(run_dir: Path) -> dict[str, dict]:
-    """Every complete row written so far (merged file, then parts), by key."""
-    rows: dict[str, dict] = {}
+def read_rows(run_dir: Path) -> dict[str, str]:
+    """Every complete row written so far (merged file, then parts) as its JSON line, by key."""
+    rows: dict[str, str] = {}
     for path in [run_dir / ROWS, *sorted(run_dir.glob(PART_GLOB))]:
-        for row in _complete_lines(path):
-            rows[row["key"]] = row
+        rows.update(_complete_lines(path))
     return rows
+
+
+def iter_rows(run_dir: Path) -> Iterator[dict]:
+    """The merged rows, one at a time."""
+    with open(run_dir / ROWS, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
 
 
 def check_config(run_dir: Path, config: dict) -> None:
@@ -99,18 +107,24 @@ class PartWriter:
             os.close(fd)
 
 
-def merge(run_dir: Path, items: Sequence[EvalItem]) -> list[dict]:
-    """``rows.jsonl`` = the rows of ``items`` in item order; the part files are removed. Returns the rows."""
+def merge(run_dir: Path, items: Sequence[EvalItem]) -> None:
+    """``rows.jsonl`` = the rows of ``items`` in item order (written beside, then renamed); the part
+    files are removed."""
     found = read_rows(run_dir)
     missing = [item.label for item in items if item.key not in found]
     if missing:
         raise RuntimeError(f"{len(missing)} rows were not written (first: {missing[0]}); rerun to finish them")
-    rows = []
-    for item in items:
-        row = dict(found[item.key])
-        row["index"] = item.index
-        rows.append(row)
-    write_text(run_dir / ROWS, "".join(dumps(row) + "\n" for row in rows))
+    target = run_dir / ROWS
+    with temp_beside(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for item in items:
+                line = found.pop(item.key)
+                row = json.loads(line)
+                if row["index"] != item.index:  # the same image at another place of an edited manifest
+                    row["index"] = item.index
+                    line = dumps(row)
+                handle.write(line + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
     for part in run_dir.glob(PART_GLOB):
         part.unlink()
-    return rows

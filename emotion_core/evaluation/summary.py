@@ -9,7 +9,9 @@ import io
 import json
 import math
 import zlib
-from collections.abc import Sequence
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,60 +56,88 @@ def bootstrap_ci(values: Sequence[float], name: str, seed: int, resamples: int) 
     return [float(low), float(high)]
 
 
-def _stat(values: list[float], name: str, seed: int, resamples: int) -> dict | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
+def _stat(values: Sequence[float | None], name: str, seed: int, resamples: int) -> dict | None:
+    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if not finite.size:
         return None
-    stat = {"mean": float(np.mean(finite)), "ci95": bootstrap_ci(finite, name, seed, resamples), "n": len(finite)}
-    if len(finite) < len(values):
-        stat["not_finite"] = len(values) - len(finite)
+    stat = {"mean": float(finite.mean()), "ci95": bootstrap_ci(finite, name, seed, resamples), "n": int(finite.size)}
+    if finite.size < len(values):
+        stat["not_finite"] = len(values) - int(finite.size)
     return stat
 
 
-def _group_stats(rows: list[dict], critics: Sequence[str], scope: str, seed: int, resamples: int) -> dict:
-    out: dict = {"images": len(rows), "critics": {}}
-    for critic in critics:
-        stats = {}
-        for metric in CRITIC_METRICS:
-            values = [row["critics"][critic].get(metric) for row in rows if metric in row["critics"][critic]]
-            if values:
-                stats[metric] = _stat(values, f"{scope}/{critic}/{metric}", seed, resamples)
-        out["critics"][critic] = stats
-    for metric in PAIR_METRICS:
-        values = [row[metric] for row in rows if metric in row]
-        if values:
-            out[metric] = _stat(values, f"{scope}/{metric}", seed, resamples)
-    return out
+class _Values:
+    """One pass over the rows: each metric's values per scope (overall, each emotion) in compact
+    float arrays (NaN for a null value), the confusion counts and the skipped images."""
+
+    def __init__(self, critics: Sequence[str]):
+        self.critics = list(critics)
+        self.values: dict[tuple[str, str | None, str], array] = defaultdict(lambda: array("d"))
+        self.images: dict[str, int] = defaultdict(int)
+        self.confusion = {name: [[0] * len(EMOTIONS) for _ in EMOTIONS] for name in self.critics}
+        self.rows = 0
+        self.skipped: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        self.rows += 1
+        if "skipped" in row:
+            self.skipped.append({"image": row["image"], "reason": row["skipped"]})
+            return
+        target = row["target"]
+        for scope in ("overall", target):
+            self.images[scope] += 1
+            for critic in self.critics:
+                entry = row["critics"][critic]
+                for metric in CRITIC_METRICS:
+                    if metric in entry:
+                        self.values[scope, critic, metric].append(_number(entry[metric]))
+            for metric in PAIR_METRICS:
+                if metric in row:
+                    self.values[scope, None, metric].append(_number(row[metric]))
+        for critic in self.critics:
+            self.confusion[critic][EMOTIONS.index(target)][EMOTIONS.index(row["critics"][critic]["top"])] += 1
+
+    def group(self, scope: str, seed: int, resamples: int) -> dict:
+        def stat(critic: str | None, metric: str) -> dict | None:
+            values = self.values.get((scope, critic, metric))
+            if not values:
+                return None
+            listed = [None if math.isnan(v) else v for v in values]
+            return _stat(listed, f"{scope}/{critic}/{metric}" if critic else f"{scope}/{metric}", seed, resamples)
+
+        out: dict = {"images": self.images[scope], "critics": {}}
+        for critic in self.critics:
+            stats = {metric: stat(critic, metric) for metric in CRITIC_METRICS if (scope, critic, metric) in self.values}
+            out["critics"][critic] = stats
+        for metric in PAIR_METRICS:
+            if (scope, None, metric) in self.values:
+                out[metric] = stat(None, metric)
+        return out
 
 
-def confusion(rows: list[dict], critic: str) -> list[list[int]]:
-    """Counts ``[target][top-1]`` in canonical order."""
-    matrix = [[0] * len(EMOTIONS) for _ in EMOTIONS]
-    for row in rows:
-        matrix[EMOTIONS.index(row["target"])][EMOTIONS.index(row["critics"][critic]["top"])] += 1
-    return matrix
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
-def summarize(rows: list[dict], critics: dict[str, dict], seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
+def summarize(rows: Iterable[dict], critics: dict[str, dict], seed: int = 0, resamples: int = DEFAULT_RESAMPLES,
               extra: dict | None = None) -> dict:
-    """The summary of a run; ``critics`` maps each critic's name to what it is (file, kind, class order)."""
-    scored = [row for row in rows if "skipped" not in row]
-    names = list(critics)
+    """The summary of a run from its rows (any iterable: read once); ``critics`` maps each critic's
+    name to what it is (file, kind, class order)."""
+    values = _Values(list(critics))
+    for row in rows:
+        values.add(row)
     summary = {
-        "images": len(rows),
-        "scored": len(scored),
-        "skipped": [{"image": row["image"], "reason": row["skipped"]} for row in rows if "skipped" in row],
+        "images": values.rows,
+        "scored": values.images["overall"],
+        "skipped": values.skipped,
         "critics": critics,
         "bootstrap": {"resamples": resamples, "seed": seed, "confidence": CONFIDENCE, "method": "percentile"},
-        "overall": _group_stats(scored, names, "overall", seed, resamples),
-        "per_emotion": {},
-        "confusion": {name: confusion(scored, name) for name in names},
+        "overall": values.group("overall", seed, resamples),
+        "per_emotion": {emotion: values.group(emotion, seed, resamples) for emotion in EMOTIONS
+                        if values.images[emotion]},
+        "confusion": values.confusion,
         "definitions": DEFINITIONS,
     }
-    for emotion in EMOTIONS:
-        group = [row for row in scored if row["target"] == emotion]
-        if group:
-            summary["per_emotion"][emotion] = _group_stats(group, names, emotion, seed, resamples)
     summary.update(extra or {})
     return summary
 

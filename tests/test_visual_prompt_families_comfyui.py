@@ -21,7 +21,7 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("COMFYUI_PATH"), reason="COMFYUI_PATH is not set"),
 ]
 
-from emotion_core.testing.assets import TEST_FILES  # noqa: E402
+from emotion_core.testing.assets import TEST_FILES
 
 PROMPT = "a lighthouse on a cliff above the sea"
 
@@ -29,7 +29,6 @@ PROMPT = "a lighthouse on a cliff above the sea"
 @pytest.fixture(scope="module")
 def models(comfyui_server, comfy_models_dir, pack):
     import comfy.sd
-
     from helpers.comfy_test_nodes import load_tiny_clip
 
     root = comfyui_server.models_dir
@@ -104,9 +103,9 @@ def test_redux_path_with_siglip_images_and_with_the_bank(models, comfy_models_di
     import comfy.clip_vision
     import comfy.sd
     import folder_paths
-    from nodes import CLIPVisionEncode, StyleModelApply
-
     from emotion_director_pack.nodes.redux import EmotionReduxPrompt
+
+    from nodes import CLIPVisionEncode, StyleModelApply
 
     model, clip = models["flux"]
     root = models["root"]

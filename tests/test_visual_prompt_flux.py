@@ -16,9 +16,17 @@ from emotion_core.testing.adapter_assets import (
     real_flux_adapter_shapes,
     write_flux_ip_adapter,
 )
-from emotion_core.visual_prompt import VisualPromptAdapter, build_visual_prompt, detect_layout
+from emotion_core.visual_prompt import (
+    VisualPromptAdapter,
+    build_visual_prompt,
+    detect_layout,
+)
 from emotion_core.visual_prompt.adapter import load_adapter
-from emotion_core.visual_prompt.flux_injection import FluxModelShape, check_flux_adapter, flux_layer_weights
+from emotion_core.visual_prompt.flux_injection import (
+    FluxModelShape,
+    check_flux_adapter,
+    flux_layer_weights,
+)
 from emotion_core.visual_prompt.flux_ip_adapter import FluxIPAdapter
 from emotion_core.visual_prompt.flux_layout import detect_flux_layout
 
@@ -147,7 +155,8 @@ def test_each_block_equals_the_published_processor(flux, variant, kind, index):
     patch = patched.model_options["transformer_options"]["patches_replace"]["dit"][(kind, index)]
     dm = model.get_model_object("diffusion_model")
     g = torch.Generator().manual_seed(5)
-    txt, img, vec = torch.randn(1, 5, 64, generator=g), torch.randn(1, 16, 64, generator=g), torch.randn(1, 64, generator=g)
+    txt, img = torch.randn(1, 5, 64, generator=g), torch.randn(1, 16, 64, generator=g)
+    vec = torch.randn(1, 64, generator=g)
     ids = torch.zeros(1, 21, 3)
     ids[0, 5:, 1], ids[0, 5:, 2] = torch.arange(16) // 4, torch.arange(16) % 4
     pe = dm.pe_embedder(ids)
@@ -157,7 +166,7 @@ def test_each_block_equals_the_published_processor(flux, variant, kind, index):
     with torch.no_grad():
         if kind == "double_block":
             block = dm.double_blocks[index]
-            wrap = lambda a: dict(zip(("img", "txt"), block(img=a["img"], txt=a["txt"], vec=a["vec"], pe=a["pe"],  # noqa: E731
+            wrap = lambda a: dict(zip(("img", "txt"), block(img=a["img"], txt=a["txt"], vec=a["vec"], pe=a["pe"],
                                                             transformer_options=a["transformer_options"])))
             out = patch({"img": img, "txt": txt.clone(), "vec": vec, "pe": pe, "transformer_options": options},
                         {"original_block": wrap})
@@ -169,7 +178,7 @@ def test_each_block_equals_the_published_processor(flux, variant, kind, index):
         else:
             block = dm.single_blocks[index]
             x = torch.cat((txt, img), 1)
-            wrap = lambda a: {"img": block(a["img"], vec=a["vec"], pe=a["pe"],  # noqa: E731
+            wrap = lambda a: {"img": block(a["img"], vec=a["vec"], pe=a["pe"],
                                            transformer_options=a["transformer_options"])}
             out = patch({"img": x.clone(), "vec": vec, "pe": pe, "transformer_options": options},
                         {"original_block": wrap})

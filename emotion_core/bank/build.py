@@ -45,6 +45,7 @@ class BuildSettings:
     image_encoder: str = "clip"  # clip | dino | clip-vision
     dino: str | None = None
     clip_vision: str | None = None
+    siglip: str | None = None  # a transformers SiglipVisionModel folder (flux-redux banks)
     split: str | None = "train"
     strict: bool = False
     allow_degenerate_captions: bool = False
@@ -85,6 +86,10 @@ def _image_encoder(settings: BuildSettings, clip):
         return ClipVisionFeatureEncoder(settings.clip_vision)
     if settings.image_encoder == "dino":
         return dino_image_encoder(settings.dino)
+    if settings.image_encoder == "siglip":
+        from .siglip_encoder import siglip_encoder
+
+        return siglip_encoder(settings.siglip)
     return clip_image_encoder(clip)
 
 
@@ -152,7 +157,9 @@ def build_bank(folder: str | Path, clip_file: str | Path, settings: BuildSetting
     started = time.perf_counter()
     clip = load_open_clip(clip_file)  # a wrong file fails before any work
     kind = bank_kind(settings.kind)
-    if kind.rank > 1 and settings.image_encoder != "clip-vision":
+    if (kind.name == "flux-redux") != (settings.image_encoder == "siglip"):
+        raise InvalidInputError("a flux-redux bank stores SigLIP sequences: pass --siglip DIR (and only for it)")
+    if kind.rank > 1 and settings.image_encoder not in ("clip-vision", "siglip"):
         raise InvalidInputError(f"a {kind.name} bank stores CLIP vision hidden states: pass --clip-vision DIR")
     read = read_labelled_images(folder, settings.split, settings.strict)
     images = read.images
@@ -170,7 +177,8 @@ def build_bank(folder: str | Path, clip_file: str | Path, settings: BuildSetting
     processes = 1 if accelerator is None else accelerator.num_processes
     cache = Path(settings.cache_dir) if settings.cache_dir else Path(f"{out or Path(folder) / 'bank'}.cache")
     manifest = {"images": _fingerprint(paths, [i.caption for i in flat]), "clip": _file_id(str(clip_file)),
-                "image_encoder": [settings.image_encoder, _file_id(settings.dino or settings.clip_vision)],
+                "image_encoder": [settings.image_encoder,
+                                  _file_id(settings.dino or settings.clip_vision or settings.siglip)],
                 "kind": kind.name, "clusters": settings.clusters, "seed": settings.seed,
                 "shard_size": settings.shard_size, "batch_size": settings.batch_size}
     if main:

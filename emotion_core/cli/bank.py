@@ -12,7 +12,7 @@ from ..errors import InvalidInputError
 from . import add_json_flag
 from .arguments import non_negative_int, positive_int, safetensors_out, seed_int
 
-BANK_KIND_NAMES = ("ip-adapter", "ip-adapter-plus")  # store.BANK_KINDS, without importing torch here
+BANK_KIND_NAMES = ("ip-adapter", "ip-adapter-plus", "flux-redux")  # store.BANK_KINDS, without importing torch here
 
 
 def register(commands) -> None:
@@ -38,11 +38,14 @@ def register(commands) -> None:
     build.add_argument("--out", required=True, metavar="FILE", help="bank file to write (.safetensors)")
     build.add_argument("--kind", choices=tuple(BANK_KIND_NAMES), default="ip-adapter",
                        help="adapter the bank serves: ip-adapter (base: pooled image_embeds, default) or "
-                       "ip-adapter-plus (Resampler: CLIP vision hidden states; needs --clip-vision)")
+                       "ip-adapter-plus (Resampler: CLIP vision hidden states; needs --clip-vision), "
+                       "flux-redux (Flux Redux: SigLIP so400m sequences; needs --siglip)")
     build.add_argument("--clusters", type=positive_int, default=8, metavar="K", help="clusters per emotion (default 8)")
-    build.add_argument("--image-encoder", choices=("clip", "dino", "clip-vision"), default=None,
+    build.add_argument("--image-encoder", choices=("clip", "dino", "clip-vision", "siglip"), default=None,
                        help="visual features: the CLIP file's image tower (default for ip-adapter), a DINOv2 model "
                        "(--dino), or IP-Adapter's CLIP vision model (--clip-vision; default for ip-adapter-plus)")
+    build.add_argument("--siglip", metavar="DIR", help="local transformers SiglipVisionModel folder "
+                       "(google/siglip-so400m-patch14-384; for --kind flux-redux)")
     build.add_argument("--dino", metavar="DIR", help="local transformers Dinov2Model folder (with --image-encoder dino)")
     build.add_argument("--clip-vision", metavar="DIR",
                        help="IP-Adapter's image_encoder folder (transformers CLIPVisionModelWithProjection)")
@@ -66,7 +69,9 @@ def register(commands) -> None:
 def _settings(args: argparse.Namespace):
     from ..bank.build import BuildSettings
 
-    encoder = args.image_encoder or ("clip-vision" if args.kind == "ip-adapter-plus" else "clip")
+    encoder = args.image_encoder or {"ip-adapter-plus": "clip-vision", "flux-redux": "siglip"}.get(args.kind, "clip")
+    if (encoder == "siglip") != (args.siglip is not None) or (args.kind == "flux-redux") != (encoder == "siglip"):
+        raise InvalidInputError("--kind flux-redux stores SigLIP sequences: it needs --siglip DIR, and only it does")
     if (encoder == "dino") != (args.dino is not None):
         raise InvalidInputError("--dino DIR is needed with --image-encoder dino, and only with it")
     if (encoder == "clip-vision") != (args.clip_vision is not None):
@@ -74,11 +79,11 @@ def _settings(args: argparse.Namespace):
                                 "clip-vision, and only with them")
     if args.kind == "ip-adapter-plus" and encoder != "clip-vision":
         raise InvalidInputError("--kind ip-adapter-plus stores CLIP vision hidden states: use --clip-vision DIR")
-    for flag, folder in (("--dino", args.dino), ("--clip-vision", args.clip_vision)):
+    for flag, folder in (("--dino", args.dino), ("--clip-vision", args.clip_vision), ("--siglip", args.siglip)):
         if folder is not None and not Path(folder).is_dir():
             raise InvalidInputError(f"{flag} folder not found: {folder}")
     return BuildSettings(clusters=args.clusters, seed=args.seed, kind=args.kind, image_encoder=encoder,
-                         dino=args.dino, clip_vision=args.clip_vision,
+                         dino=args.dino, clip_vision=args.clip_vision, siglip=args.siglip,
                          split=None if args.split == "all" else args.split, strict=args.strict,
                          allow_degenerate_captions=args.allow_degenerate_captions, batch_size=args.batch_size,
                          workers=args.workers, shard_size=args.shard_size, cache_dir=args.cache_dir,

@@ -81,7 +81,8 @@ def write_redux_files(models_dir: str | Path, names: Mapping[str, str], seed: in
     models_dir = Path(models_dir)
     meta = {"seed": seed, "random_weights": True}
     return {
-        "redux": save_safetensors(redux_state_dict(seed), models_dir / names["redux"], {**meta, "layout": "flux redux"}),
+        "redux": save_safetensors(redux_state_dict(seed), models_dir / names["redux"],
+                                  {**meta, "layout": "flux redux"}),
         "siglip_vision": save_safetensors(siglip_vision_state_dict(seed), models_dir / names["siglip_vision"],
                                           {**meta, "layout": "siglip so400m patch14 384 (transformers keys)"}),
     }

@@ -175,7 +175,7 @@ class FluxImagePromptBlock:
             raise RuntimeError(f"batch of {q.shape[0]} does not split into {len(chunks)} condition chunks")
         size = q.shape[0] // len(chunks)
         roles = self.injection.roles_for(chunks, options.get(GUIDER_ROLES_OPTION))
-        heads = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(0, 1).unsqueeze(0)  # noqa: E731
+        heads = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(0, 1).unsqueeze(0)
         outs = []
         for i, role in enumerate(roles):
             k, v = self.injection.kv(role, self.layer, q)

@@ -82,7 +82,8 @@ class FluxIPAdapter(nn.Module):
         self.layout = layout
         self.image_proj = _XLabsProjection(layout) if layout.variant == XLABS else _InstantXProjection(layout)
         bias = layout.variant == XLABS
-        self.blocks = nn.ModuleList(_BlockKV(layout.cross_dim, layout.hidden, bias) for _ in range(layout.layers)).to(dtype)
+        blocks = (_BlockKV(layout.cross_dim, layout.hidden, bias) for _ in range(layout.layers))
+        self.blocks = nn.ModuleList(blocks).to(dtype)
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> "FluxIPAdapter":

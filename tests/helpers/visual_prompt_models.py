@@ -131,7 +131,8 @@ def sdxl_narrow_patcher():
         import comfy.ops
         from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
-        holder.diffusion_model = UNetModel(**COMMON, **SDXL_NARROW, device=CPU, operations=comfy.ops.disable_weight_init)
+        holder.diffusion_model = UNetModel(**COMMON, **SDXL_NARROW, device=CPU,
+                                           operations=comfy.ops.disable_weight_init)
     init_weights(holder)
     return ModelPatcher(holder, CPU, CPU)
 

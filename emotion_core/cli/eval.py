@@ -65,7 +65,7 @@ def _protocol_parser(protocols, name: str) -> None:
     protocol_parser(protocols, name, PROTOCOL_OWNED[name], _common)
 
 
-def _score_options(args: argparse.Namespace) -> dict:
+def score_options(args: argparse.Namespace) -> dict:
     return {"batch_size": args.eval_batch_size, "workers": args.workers, "seed": args.bootstrap_seed,
             "resamples": args.bootstrap, "progress": not args.no_progress, "clip_model": args.clip_model}
 
@@ -76,10 +76,10 @@ def run_score(args: argparse.Namespace):
 
     items = read_items(args.data, args.split)
     config = {"data": str(Path(args.data).resolve()), "split": args.split}
-    return _lines(score_items(items, args.critic, Path(args.out), config=config, **_score_options(args)), args)
+    return score_events(score_items(items, args.critic, Path(args.out), config=config, **score_options(args)), args)
 
 
-def _lines(events, args: argparse.Namespace):
+def score_events(events, args: argparse.Namespace):
     """Progress events only with --json (the bar is on stderr); the summary always."""
     for event in events:
         if event["event"] != "progress" or args.json:

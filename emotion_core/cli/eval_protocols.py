@@ -56,10 +56,10 @@ def _write_manifest(run_dir: Path, records: list[dict]) -> Path:
 def _score_and_compare(args: argparse.Namespace, run_dir: Path, manifest: Path, config: dict):
     from ..evaluation.items import read_items
     from ..evaluation.run import score_items
-    from .eval import _lines, _score_options
+    from .eval import score_events, score_options
 
-    yield from _lines(score_items(read_items(manifest), args.critic, run_dir, config=config, **_score_options(args)),
-                      args)
+    yield from score_events(score_items(read_items(manifest), args.critic, run_dir, config=config,
+                                        **score_options(args)), args)
     if args.compare and (run_dir / "summary.json").is_file():  # the main process wrote it
         from ..evaluation.compare import write_comparison
 
@@ -71,9 +71,9 @@ def _score_and_compare(args: argparse.Namespace, run_dir: Path, manifest: Path, 
 
 
 def _process():
-    from ..evaluation.run import _accelerator
+    from ..evaluation.run import make_accelerator
 
-    accelerator = _accelerator()
+    accelerator = make_accelerator()
     return accelerator, accelerator.process_index, accelerator.num_processes
 
 
@@ -89,7 +89,8 @@ def run_generate(args: argparse.Namespace):
             raise InvalidInputError(f"--compare {other}: no summary.json (not a finished eval run)")
     run_dir = Path(args.out)
     base = argparse.Namespace(**vars(args))
-    base.batch, base.overwrite, base.report, base.json = args.per_prompt, True, None, False
+    # --critic-loop writes one image per run: one run per seed then, else one batch of --per-prompt
+    base.batch, base.overwrite, base.report, base.json = 1 if args.critic_loop else args.per_prompt, True, None, False
     base.critic = args.critic[0] if args.critic_loop else None  # the loop judges with the first critic
     base.emotion, base.prompt, base.out = emotions[0], prompts[0], str(run_dir / "images")
     checked = argparse.Namespace(**vars(base))  # generate.run checks (and completes) its own copy per job
@@ -113,11 +114,12 @@ def run_generate(args: argparse.Namespace):
         if number % processes != rank or all(path.is_file() for path in paths):
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        run = argparse.Namespace(**vars(base))
-        run.emotion, run.prompt, run.negative_prompt, run.out = emotion, text, negative, str(folder)
         models = models or generate.load_models(checked)
-        for _ in generate.run(run, models):
-            pass
+        for seed in seeds[:1] if not args.critic_loop else seeds:
+            run = argparse.Namespace(**vars(base))
+            run.emotion, run.prompt, run.negative_prompt, run.out, run.seed = emotion, text, negative, str(folder), seed
+            for _ in generate.run(run, models):
+                pass
     accelerator.wait_for_everyone()
     manifest = run_dir / "manifest.jsonl"
     if rank == 0:

@@ -47,7 +47,7 @@ def metrics_not_run(clip_model: str | Path | None) -> dict[str, str]:
     return reasons
 
 
-def _accelerator():
+def make_accelerator():
     try:
         from accelerate import Accelerator
     except ImportError as exc:
@@ -79,7 +79,7 @@ def score_items(items: Sequence[EvalItem], critic_paths: Sequence[str | Path], r
     if clip_model is not None and not Path(clip_model).is_file():
         raise InvalidInputError(f"--clip-model not found: {clip_model}")
     names = critic_names(critic_paths)
-    accelerator = _accelerator()
+    accelerator = make_accelerator()
     rank, processes = accelerator.process_index, accelerator.num_processes
     run_dir = Path(run_dir)
     if accelerator.is_main_process:

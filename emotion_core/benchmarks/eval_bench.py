@@ -9,7 +9,8 @@ this machine, pinned to one CPU thread, and what EmoSet's test split would take.
   the same with sources, i.e. every edit metric too (EmoEdit's 512 px SSIM and Emo-S, ESMI
   with its GradCAM, EmoEditor's gate), for the ResNet-18.
 - Rates per wall-clock second and per CPU second of the process (the two differ when the machine
-  is shared). Extrapolation: ``emoset_test_images / images_per_second``. EmoSet-118K has 118,102 labelled
+  is shared). Extrapolation: ``emoset_test_images / images_per_second`` (``_cpu_hours``: per CPU
+  second, what one otherwise idle core would take). EmoSet-118K has 118,102 labelled
   images (EmoSet README) split 80/5/15 % into train/val/test (EmoSet paper, ICCV 2023, Sec. 5),
   so its test list holds about 17,716 images; ``--emoset DIR`` counts the entries of the
   dataset's own ``test.json`` instead.
@@ -112,13 +113,15 @@ def run(args: argparse.Namespace) -> dict:
                 torch.manual_seed(args.seed)
                 rate, cpu_rate = _rate(_critic(name), items, args.batch_size)
                 result["critics"][name] = {"images_per_second": rate, "images_per_cpu_second": cpu_rate,
-                                           "emoset_test_hours": split / rate / 3600.0}
+                                           "emoset_test_hours": split / rate / 3600.0,
+                                           "emoset_test_cpu_hours": split / cpu_rate / 3600.0}
             if "emoeditor_resnet18" in names:
                 pairs = _images(Path(tmp), args.images, args.seed, with_sources=True)
                 torch.manual_seed(args.seed)
                 rate, cpu_rate = _rate(_critic("emoeditor_resnet18"), pairs, args.batch_size)
                 result["edit_pairs_per_second"], result["edit_pairs_per_cpu_second"] = rate, cpu_rate
                 result["edit_pairs_emoset_test_hours"] = split / rate / 3600.0
+                result["edit_pairs_emoset_test_cpu_hours"] = split / cpu_rate / 3600.0
     finally:
         torch.set_num_threads(previous)
     return result

@@ -250,3 +250,147 @@ def test_prompt_banks_on_flux_adapters():
                                                                dtype=torch.float32))
     with pytest.raises(InvalidInputError, match="built for SD1.5/SDXL IP-Adapter adapters .* Flux instantx"):
         bank_visual_prompt(instantx, _bank(1152), "awe", None, 2)
+
+
+# --- the DiT patch logic without ComfyUI: blocks with the attribute names of comfy/ldm/flux/layers.py ------
+
+class _Mod:
+    def __init__(self, shift, scale, gate):
+        self.shift, self.scale, self.gate = shift, scale, gate
+
+
+class _Modulation(torch.nn.Module):
+    def __init__(self, hidden, double):
+        super().__init__()
+        self.multiplier = 6 if double else 3
+        self.lin = torch.nn.Linear(hidden, self.multiplier * hidden)
+
+    def forward(self, vec):
+        out = self.lin(torch.nn.functional.silu(vec))[:, None, :].chunk(self.multiplier, dim=-1)
+        return _Mod(*out[:3]), (_Mod(*out[3:]) if self.multiplier == 6 else None)
+
+
+class _QKNorm(torch.nn.Module):
+    def __init__(self, head_dim):
+        super().__init__()
+        self.query_norm = torch.nn.RMSNorm(head_dim)
+
+
+def _mini_block(kind, hidden=32, heads=2, seed=0):
+    torch.manual_seed(seed)
+    block = torch.nn.Module()
+    norm = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+    if kind == "double_block":
+        block.img_mod, block.img_norm1 = _Modulation(hidden, True), norm
+        block.img_attn = torch.nn.Module()
+        block.img_attn.qkv, block.img_attn.norm = torch.nn.Linear(hidden, 3 * hidden), _QKNorm(hidden // heads)
+    else:
+        block.modulation, block.pre_norm = _Modulation(hidden, False), norm
+        block.linear1, block.norm = torch.nn.Linear(hidden, 3 * hidden + 4 * hidden), _QKNorm(hidden // heads)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.3)
+    return block
+
+
+def _reference_query(block, kind, x, vec, heads):
+    """The query as ComfyUI's block computes it: the full fused projection, view, permute, QK-norm."""
+    if kind == "double_block":
+        mod, _ = block.img_mod(vec)
+        qkv = block.img_attn.qkv((1 + mod.scale) * block.img_norm1(x) + mod.shift)
+        norm = block.img_attn.norm
+    else:
+        mod, _ = block.modulation(vec)
+        qkv = block.linear1((1 + mod.scale) * block.pre_norm(x) + mod.shift)[..., :3 * x.shape[-1]]
+        norm = block.norm
+    q = qkv.view(qkv.shape[0], qkv.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4)[0]
+    return norm.query_norm(q)
+
+
+def _flux_patch(variant, kind, weight=0.5):
+    from emotion_core.visual_prompt import ProjectedPrompt, VisualPromptInjection
+    from emotion_core.visual_prompt.flux_injection import FluxImagePromptBlock
+
+    g = torch.Generator().manual_seed(3)
+    kv = {role: [(torch.randn(t, 32, generator=g), torch.randn(t, 32, generator=g))]
+          for role, t in (("positive", 4), ("negative", 4), ("negative_visual", 6))}
+    injection = VisualPromptInjection(ProjectedPrompt(kv), [weight])
+    block = _mini_block(kind)
+    return FluxImagePromptBlock(injection, 0, block, kind, variant, heads=2), block, kv
+
+
+def _ip(q, k, v, heads=2):
+    split = lambda t: t.unflatten(-1, (heads, -1)).transpose(0, 1)[None]  # noqa: E731
+    out = torch.nn.functional.scaled_dot_product_attention(q, split(k), split(v))
+    return out.transpose(1, 2).flatten(2)
+
+
+@pytest.mark.parametrize("kind", ["double_block", "single_block"])
+def test_query_is_the_blocks_own_from_its_query_rows(kind):
+    from emotion_core.visual_prompt.flux_injection import block_query
+
+    block = _mini_block(kind)
+    x, vec = torch.randn(2, 5, 32), torch.randn(2, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(block_query(block, kind, {"img": x, "vec": vec}, 2),
+                                   _reference_query(block, kind, x, vec, 2))
+
+
+def test_xlabs_patch_adds_image_attention_after_the_block_with_each_chunks_role():
+    patch, block, kv = _flux_patch("xlabs", "double_block")
+    img, txt, vec = torch.randn(2, 5, 32), torch.randn(2, 3, 32), torch.randn(2, 32)
+    original = lambda args: {"img": args["img"] * 2, "txt": args["txt"]}  # noqa: E731
+    options = {"cond_or_uncond": [1, 0]}
+    with torch.no_grad():
+        out = patch({"img": img, "txt": txt, "vec": vec, "pe": None, "transformer_options": options},
+                    {"original_block": original})
+        q = _reference_query(block, "double_block", img, vec, 2)
+        expected = torch.cat([_ip(q[:1], *kv["negative"][0]), _ip(q[1:], *kv["positive"][0])])
+    torch.testing.assert_close(out["img"], img * 2 + 0.5 * expected)
+    assert torch.equal(out["txt"], txt)
+
+
+@pytest.mark.parametrize("kind", ["double_block", "single_block"])
+def test_instantx_patch_adds_inside_the_attention_through_the_override(kind):
+    """ComfyUI's wrap_attn calls transformer_options["optimized_attention_override"](func, ...) for the
+    block's attention; the patch's override adds the image attention to the image tokens' rows (double)
+    or every row (single) and hands the rest of the block back to the block."""
+    from emotion_core.visual_prompt.flux_injection import OVERRIDE_OPTION
+
+    patch, block, kv = _flux_patch("instantx", kind)
+    txt_len, img = 3, torch.randn(1, 5, 32)
+    vec = torch.randn(1, 32)
+    attention_out = torch.randn(1, txt_len + 5, 32)
+    seen = {}
+
+    def original(args):
+        override = args["transformer_options"][OVERRIDE_OPTION]
+        seen["attn"] = override(lambda *a, **k: attention_out, "q", "k", "v", 2, skip_reshape=True)
+        return {"img": args["img"]}
+
+    x = img if kind == "double_block" else torch.cat([torch.randn(1, txt_len, 32), img], 1)
+    options = {"cond_or_uncond": [0]}
+    with torch.no_grad():
+        patch({"img": x, "txt": torch.randn(1, txt_len, 32), "vec": vec, "pe": None, "transformer_options": options},
+              {"original_block": original})
+        ip = 0.5 * _ip(_reference_query(block, kind, x, vec, 2), *kv["positive"][0])
+    expected = attention_out.clone()
+    expected[:, -ip.shape[1]:] += ip
+    torch.testing.assert_close(seen["attn"], expected)
+    assert OVERRIDE_OPTION not in options  # only for this block's call
+
+
+def test_declared_negative_visual_role_and_zero_weight():
+    from emotion_core.visual_prompt.injection import GUIDER_ROLES_OPTION
+
+    patch, block, kv = _flux_patch("xlabs", "double_block")
+    img, vec = torch.randn(1, 5, 32), torch.randn(1, 32)
+    original = lambda args: {"img": args["img"], "txt": args["txt"]}  # noqa: E731
+    args = {"img": img, "txt": torch.randn(1, 3, 32), "vec": vec, "pe": None,
+            "transformer_options": {"cond_or_uncond": [2], GUIDER_ROLES_OPTION: {2: "negative_visual"}}}
+    with torch.no_grad():
+        out = patch(args, {"original_block": original})
+        expected = img + 0.5 * _ip(_reference_query(block, "double_block", img, vec, 2), *kv["negative_visual"][0])
+    torch.testing.assert_close(out["img"], expected)
+    off, _, _ = _flux_patch("xlabs", "double_block", weight=0.0)
+    assert off(args, {"original_block": original})["img"] is img

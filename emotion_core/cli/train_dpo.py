@@ -58,6 +58,8 @@ def register(commands) -> None:
     parser.add_argument("--beta", type=positive_float, default=5000.0, help="DPO beta (default 5000)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps (default 1000)")
     parser.add_argument("--lr", type=positive_float, default=1e-5, help="AdamW learning rate (default 1e-5)")
+    parser.add_argument("--adam-epsilon", type=positive_float, default=1e-8,
+                        help="AdamW epsilon: gradients much smaller than it take smaller steps (default 1e-8)")
     parser.add_argument("--lr-warmup-steps", type=non_negative_int, default=0,
                         help="linear learning-rate warm-up over this many optimizer steps (default 0)")
     parser.add_argument("--batch-size", type=positive_int, default=1,
@@ -151,7 +153,8 @@ def run(args: argparse.Namespace) -> dict | None:
 
         encoder = load_image_encoder(encoder_dir)
     config = TrainConfig(
-        steps=args.steps, beta=args.beta, lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum,
+        steps=args.steps, beta=args.beta, lr=args.lr, adam_epsilon=args.adam_epsilon, batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
         resolution=args.resolution, seed=args.seed, train=args.train, lora_rank=args.lora_rank,
         lora_alpha=args.lora_alpha or float(args.lora_rank), mixed_precision=args.mixed_precision,
         lr_warmup_steps=args.lr_warmup_steps, checkpoint_every=args.checkpoint_every,

@@ -49,6 +49,7 @@ class TrainConfig:
     steps: int = 100
     beta: float = 5000.0
     lr: float = 1e-5
+    adam_epsilon: float = 1e-8
     batch_size: int = 1  # pairs per process and micro-step
     grad_accum: int = 1  # micro-steps per optimizer step
     resolution: int = 512
@@ -81,8 +82,9 @@ class TrainConfig:
                 or self.lr_warmup_steps < 0:
             raise InvalidInputError("steps, batch size, gradient accumulation must be >= 1, checkpoint interval and "
                                     "warm-up >= 0")
-        if not self.beta > 0 or not self.lr > 0:
-            raise InvalidInputError(f"beta and lr must be > 0, got beta {self.beta}, lr {self.lr}")
+        if not self.beta > 0 or not self.lr > 0 or not self.adam_epsilon > 0:
+            raise InvalidInputError(f"beta, lr and Adam epsilon must be > 0, got beta {self.beta}, lr {self.lr}, "
+                                    f"epsilon {self.adam_epsilon}")
         if self.resolution < 8 or self.resolution % 8:
             raise InvalidInputError(f"resolution must be a positive multiple of 8, got {self.resolution}")
         for name, value, choices in (("train", self.train, TRAIN_CHOICES),
@@ -242,7 +244,8 @@ def _train(pipe, adapter, examples, config: TrainConfig, encoder, accelerator, s
     processes = accelerator.num_processes
     module = DPOModule(pipe.unet, adapter, pipe.scheduler.config, config.trains_adapter, with_projection,
                        config.trains_lora)
-    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=config.lr,
+                                  eps=config.adam_epsilon)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(processes, config.lr_warmup_steps))
     checkpoints.install_hooks(accelerator, module)
     resume_from, start = None, 0

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,39 @@ def test_bootstrap_is_seeded():
     assert first != bootstrap_ci(values, "overall/x/emo_a", seed=1, resamples=500)
     assert first[0] < sum(values) / len(values) < first[1]
     assert bootstrap_ci([0.5], "one", seed=0, resamples=500) is None
+
+
+def test_emoset_118k_layout_and_split(eval_critics, tmp_path, capsys):
+    """EmoSet-118K's own layout: image/<emotion>/ and the split lists; --split scores only its list.
+    Files are read as the papers' scripts read them: an EXIF rotation is not applied."""
+    from PIL import Image
+
+    root = tmp_path / "EmoSet-118K"
+    write_emotion_tree(root / "image", ("fear", "sadness"), 2, broken=False)
+    rotated = root / "image" / "fear" / "fear_0.jpg"
+    with Image.open(rotated) as image:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # "rotate 90° to display"
+        image.save(rotated, exif=exif)
+    entries = [["fear", "fear_0", "image/fear/fear_0.jpg", "annotation/fear/fear_0.json"],
+               ["sadness", "sadness_1", "image/sadness/sadness_1.png", "annotation/sadness/sadness_1.json"]]
+    (root / "test.json").write_text(json.dumps(entries))
+    critic = eval_critics["critic_emoeditor"]
+    code, lines, _ = _score(capsys, root, tmp_path / "split", critic, extra=["--split", "test"])
+    assert code == 0
+    rows = _rows(tmp_path / "split")
+    assert [(row["image"], row["target"]) for row in rows] == [("image/fear/fear_0.jpg", "fear"),
+                                                               ("image/sadness/sadness_1.png", "sadness")]
+    resnet = load_critic(critic)
+    with Image.open(rotated) as image:
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255)[None]
+    expected = resnet.predict(pixels)[0]
+    turned = resnet.predict(pixels.rot90(-1, dims=(1, 2)))[0]  # what applying the EXIF rotation would give
+    assert float((turned - expected).abs().max()) > 1e-4, "the check can tell the two apart"
+    assert rows[0]["critics"][RESNET]["distribution"]["fear"] == pytest.approx(float(expected[EMOTIONS.index("fear")]),
+                                                                               abs=1e-6)
+    code, _, _ = _score(capsys, root, tmp_path / "all", critic)
+    assert code == 0 and len(_rows(tmp_path / "all")) == 4, "without --split: every image under image/"
+    (root / "val.json").write_text("[]")
+    code, _, err = _score(capsys, root, tmp_path / "val", critic, extra=["--split", "val"])
+    assert code == 2 and "empty" in err

@@ -1,4 +1,5 @@
-"""Images read in DataLoader workers: ``ItemImages`` decodes one item (its image, and for an edit
+"""Images read in DataLoader workers (as the papers' scripts read them: no EXIF rotation):
+``ItemImages`` decodes one item (its image, and for an edit
 the source plus EmoEdit's 512x512 pair) so the main process only runs critics. An unreadable file
 becomes a ``reason`` instead of an image: the row is written as skipped, never dropped.
 
@@ -11,12 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import InvalidInputError
-from ..images import load_image
 from ..metrics.emoedit import emoedit_pair
 from .items import EvalItem
+
+
+def read_as_upstream(path) -> torch.Tensor:
+    """IMAGE ``[1,H,W,3]`` of a file read as EmoGen, EmoEdit and EmoEditor read theirs:
+    ``Image.open(path).convert("RGB")``, no EXIF rotation."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"image not found: {path}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"{path}: not a readable image file ({exc})") from exc
+    return torch.from_numpy(array).unsqueeze(0)
 
 
 class ItemImages(Dataset):
@@ -30,9 +47,9 @@ class ItemImages(Dataset):
         item = self.items[position]
         loaded = {"item": item, "image": None, "source": None, "pair": None, "reason": None}
         try:
-            loaded["image"] = load_image(item.image)
+            loaded["image"] = read_as_upstream(item.image)
             if item.source is not None:
-                loaded["source"] = load_image(item.source)
+                loaded["source"] = read_as_upstream(item.source)
                 loaded["pair"] = emoedit_pair(item.image, item.source)
         except InvalidInputError as exc:
             loaded["reason"] = str(exc)

@@ -233,7 +233,8 @@ IMAGE_INPUTS = {
 BAD_MODEL_FILES = ["missing.safetensors", "bad_truncated.safetensors", "bad_text_model.safetensors",
                    "bad_empty_file.safetensors", "../outside.safetensors", "", LONG]
 FILE_INPUTS = {"EmotionCriticLoader": "critic_name", "VisualPromptAdapterLoader": "adapter_name",
-               "EmotionVisualPromptBank": "bank_name", "EmotionConditioning": "emotion_encoder"}
+               "EmotionVisualPromptBank": "bank_name", "EmotionConditioning": "emotion_encoder",
+               "EmotionReduxPrompt": "bank_name"}
 
 # (node id, overrides, names the error may use for the input: "a|b")
 NODE_CASES = [
@@ -282,6 +283,12 @@ NODE_CASES = [
     ("EmotionVisualPromptBank", {"combine": "bogus"}, "combine"),
     ("EmotionVisualPromptBank", {"adapter": "test_ip_adapter_sd15.safetensors"}, "adapter"),
     ("EmotionVisualPromptBank", {"text": 42}, "text"),
+    # EmotionReduxPrompt
+    ("EmotionReduxPrompt", {"emotion": "joy"}, "joy"),
+    ("EmotionReduxPrompt", {"negative_emotion": "joy"}, "joy"),
+    ("EmotionReduxPrompt", {"top_k": 0}, "top_k"),
+    ("EmotionReduxPrompt", {"combine": "bogus"}, "combine"),
+    ("EmotionReduxPrompt", {"text": 42}, "text"),
     # AgentPromptRewriter
     ("AgentPromptRewriter", {"prompt": ""}, "prompt"),
     ("AgentPromptRewriter", {"prompt": None}, "prompt"),
@@ -394,6 +401,8 @@ def good_inputs(node_classes, files, tmp_path_factory):
                                      start_percent=0.0, end_percent=1.0, image_combine="concat",
                                      clip_vision=FakeClipVision(), image=IMAGE, negative_image=IMAGE),
         "EmotionVisualPromptBank": bank,
+        "EmotionReduxPrompt": dict(bank_name="test_emotion_bank_flux_redux.safetensors", emotion="awe",
+                                   text="a harbour", top_k=2, combine="weighted", negative_emotion="sadness"),
         "AgentPromptRewriter": dict(prompt="a lighthouse", emotion="awe", agents=2, creativity=0.5, seed=0,
                                     backend="builtin", base_url="http://127.0.0.1:9/v1", model="", timeout=30.0,
                                     token_budget=77),

@@ -52,6 +52,9 @@ def _common(parser: argparse.ArgumentParser, critic_required: bool = True) -> No
     parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
                         help="bootstrap resamples for the 95%% intervals (default 1000; 0 = none)")
     parser.add_argument("--bootstrap-seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR",
+                        help="finished eval runs to put beside this one in compare.md / compare.html (in RUN_DIR)")
+    parser.add_argument("--label", help="this run's name in comparisons (default: the RUN_DIR's name)")
     parser.add_argument("--clip-model", metavar="FILE", help="local open_clip .safetensors with its text tower "
                         "(e.g. a clip_zero_shot critic's file): adds CLIP-score (with prompts) and CLIP-I (edits); "
                         "without it they are listed as skipped (CLIP weights are never downloaded)")
@@ -74,13 +77,37 @@ def run_score(args: argparse.Namespace):
     from ..evaluation.items import read_items
     from ..evaluation.run import score_items
 
+    check_compare(args)
     items = read_items(args.data, args.split)
     config = {"data": str(Path(args.data).resolve()), "split": args.split}
     return score_events(score_items(items, args.critic, Path(args.out), config=config, **score_options(args)), args)
 
 
+def check_compare(args: argparse.Namespace) -> None:
+    from ..errors import InvalidInputError
+
+    for other in args.compare:
+        if not (Path(other) / "summary.json").is_file():
+            raise InvalidInputError(f"--compare {other}: no summary.json (not a finished eval run)")
+    names = [args.label or Path(args.out).name, *(Path(other).name for other in args.compare)]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"--compare: two runs would share a name in the table ({', '.join(names)}); "
+                                "give this run a --label or compare folders with different names")
+
+
 def score_events(events, args: argparse.Namespace):
-    """Progress events only with --json (the bar is on stderr); the summary always."""
+    """Progress events only with --json (the bar is on stderr); the summary always; then, with
+    --compare, the comparison (written by the process that wrote the summary)."""
+    run_dir = Path(args.out)
+    summarized = False
     for event in events:
+        summarized = summarized or event["event"] == "summary"
         if event["event"] != "progress" or args.json:
             yield event
+    if args.compare and summarized:
+        from ..evaluation.compare import write_comparison
+
+        runs = {args.label or run_dir.name: run_dir}
+        for other in args.compare:
+            runs[Path(other).name] = Path(other)
+        yield {"event": "comparison", "compare": str(run_dir / "compare.html"), **write_comparison(run_dir, runs)}

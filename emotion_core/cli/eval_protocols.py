@@ -53,21 +53,13 @@ def _write_manifest(run_dir: Path, records: list[dict]) -> Path:
     return path
 
 
-def _score_and_compare(args: argparse.Namespace, run_dir: Path, manifest: Path, config: dict):
+def _score(args: argparse.Namespace, run_dir: Path, manifest: Path, config: dict):
     from ..evaluation.items import read_items
     from ..evaluation.run import score_items
     from .eval import score_events, score_options
 
     yield from score_events(score_items(read_items(manifest), args.critic, run_dir, config=config,
                                         **score_options(args)), args)
-    if args.compare and (run_dir / "summary.json").is_file():  # the main process wrote it
-        from ..evaluation.compare import write_comparison
-
-        runs = {args.label or run_dir.name: run_dir}
-        for other in args.compare:
-            runs[Path(other).name] = Path(other)
-        comparison = write_comparison(run_dir, runs)
-        yield {"event": "comparison", "compare": str(run_dir / "compare.html"), **comparison}
 
 
 def _process():
@@ -81,12 +73,11 @@ def run_generate(args: argparse.Namespace):
     from tqdm.auto import tqdm
 
     from . import generate
+    from .eval import check_compare
 
     prompts, emotions = _prompts(args.prompts), _emotions(args.emotions, "--emotions")
     _check_critics(args)
-    for other in args.compare:
-        if not (Path(other) / "summary.json").is_file():
-            raise InvalidInputError(f"--compare {other}: no summary.json (not a finished eval run)")
+    check_compare(args)
     run_dir = Path(args.out)
     base = argparse.Namespace(**vars(args))
     # --critic-loop writes one image per run: one run per seed then, else one batch of --per-prompt
@@ -127,7 +118,7 @@ def run_generate(args: argparse.Namespace):
     accelerator.wait_for_everyone()
     config = {"protocol": "generate", "prompts": prompts, "emotions": emotions, "per_prompt": args.per_prompt,
               "seed": args.seed, "rewrite": args.rewrite, "model": Path(args.model).name}
-    yield from _score_and_compare(args, run_dir, manifest, config)
+    yield from _score(args, run_dir, manifest, config)
 
 
 def _sources(folder: str) -> list[Path]:
@@ -146,7 +137,9 @@ def run_edit(args: argparse.Namespace):
     from tqdm.auto import tqdm
 
     from . import edit
+    from .eval import check_compare
 
+    check_compare(args)
     sources, targets = _sources(args.sources), _emotions(args.targets, "--targets")
     _check_critics(args)
     run_dir = Path(args.out)
@@ -179,7 +172,7 @@ def run_edit(args: argparse.Namespace):
     accelerator.wait_for_everyone()
     config = {"protocol": "edit", "sources": [s.name for s in sources], "targets": targets, "seed": args.seed,
               "procedure": "emoeditor" if args.emoeditor else "sdedit"}
-    yield from _score_and_compare(args, run_dir, manifest, config)
+    yield from _score(args, run_dir, manifest, config)
 
 
 HANDLERS = {"generate": run_generate, "edit": run_edit}

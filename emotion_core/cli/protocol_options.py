@@ -39,9 +39,6 @@ def protocol_parser(protocols, name: str, owned: Sequence[str], common: Callable
     else:
         protocol.add_argument("--sources", required=True, metavar="DIR", help="folder of source images to edit")
         protocol.add_argument("--targets", default="all", help="'all' or a comma-separated list of emotions")
-    protocol.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR",
-                          help="finished eval runs to put beside this one in compare.md / compare.html")
-    protocol.add_argument("--label", help="this run's name in comparisons (default: the RUN_DIR's name)")
     common(parser, critic_required=True)
     for action in command._actions:  # noqa: SLF001 - copy the command's own option definitions
         if not _owned(action, (*owned, "--critic", "--out", "--json")):

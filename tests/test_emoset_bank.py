@@ -143,7 +143,7 @@ def test_corrupt_images_are_skipped_and_listed(capsys, caplog, tmp_path, emoset,
 
 def test_plus_bank_holds_hidden_state_centres(tmp_path, emoset, clip_file, tiny_sd_pipeline):
     from emotion_core.bank.extract import CroppedImages
-    from emotion_core.bank.feature_encoders import ClipVisionFeatureEncoder
+    from emotion_core.bank.feature_encoders import clip_vision_encoder
     from emotion_core.bank.retrieval import bank_visual_prompt, check_bank_fits
     from emotion_core.visual_prompt import load_adapter
 
@@ -154,7 +154,7 @@ def test_plus_bank_holds_hidden_state_centres(tmp_path, emoset, clip_file, tiny_
     hidden = bank.kind_centres("fear")
     assert hidden.ndim == 3 and hidden.shape[0] == 3 and hidden.shape[2] == 32
     # a centre is the mean penultimate hidden state of its members (recomputed image by image)
-    encoder = ClipVisionFeatureEncoder(tiny_sd_pipeline["image_encoder"])
+    encoder = clip_vision_encoder(tiny_sd_pipeline["image_encoder"])
     images = read_emoset(emoset, "train").images["fear"]
     dataset = CroppedImages([i.path for i in images], encoder.image_size)
     features = torch.cat([encoder.features(dataset[i][1][None])["penultimate_hidden_states"]

@@ -80,10 +80,10 @@ def check_captions(images: Mapping[str, Sequence[LabelledImage]], clusters: int)
 
 
 def _image_encoder(settings: BuildSettings, clip):
-    from .feature_encoders import ClipVisionFeatureEncoder, clip_image_encoder, dino_image_encoder
+    from .feature_encoders import clip_image_encoder, clip_vision_encoder, dino_image_encoder
 
     if settings.image_encoder == "clip-vision":
-        return ClipVisionFeatureEncoder(settings.clip_vision)
+        return clip_vision_encoder(settings.clip_vision)
     if settings.image_encoder == "dino":
         return dino_image_encoder(settings.dino)
     if settings.image_encoder == "siglip":

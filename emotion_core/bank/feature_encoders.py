@@ -108,11 +108,8 @@ class ClipVisionFeatureEncoder:
     """IP-Adapter's CLIP vision model: ``image_embeds [B, D]`` and ``penultimate_hidden_states
     [B, T, H]``, what ComfyUI's CLIP_VISION gives base and plus adapters."""
 
-    def __init__(self, folder: str | Path):
-        from ..pipeline.visual import load_image_encoder
-
-        self.encoder = load_image_encoder(folder)
-        self.name = Path(folder).name
+    def __init__(self, encoder, name: str):
+        self.encoder, self.name = encoder, name  # a pipeline.visual.ClipVisionEncoder
         config = self.encoder.model.config
         self.dim, self.hidden_dim = int(config.projection_dim), int(config.hidden_size)
 
@@ -130,6 +127,13 @@ class ClipVisionFeatureEncoder:
     def describe(self) -> dict:
         return {"kind": "clip-vision", "name": self.name, "dim": self.dim, "hidden_dim": self.hidden_dim,
                 "feature": "image_embeds+penultimate_hidden_states"}
+
+
+def clip_vision_encoder(folder: str | Path) -> ClipVisionFeatureEncoder:
+    """IP-Adapter's ``image_encoder`` folder (transformers layout), read locally."""
+    from ..pipeline.visual import load_image_encoder
+
+    return ClipVisionFeatureEncoder(load_image_encoder(folder), Path(folder).name)
 
 
 def clip_image_encoder(clip: OpenClipFile) -> PooledImageEncoder:

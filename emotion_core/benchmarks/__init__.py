@@ -13,4 +13,6 @@ BENCHMARKS: dict[str, str] = {
     "loop": "Emotion Critic Loop: loop overhead fraction, model evaluations vs EmoEditor's procedure",
     "eval": "eval score: images/s per critic (one thread) and the time for EmoSet's test split",
     "startup": "CLI start-up: --help and a cold builtin rewrite, each in a fresh process",
+    "bank": "bank build: images/s of feature extraction, K-means seconds at 10k/100k features, EmoSet-118K time",
+    "train-dpo": "train-dpo: s/step with and without the latent cache, 1 vs 2 CPU processes (accelerate launch)",
 }

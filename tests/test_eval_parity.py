@@ -13,11 +13,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers.eval_data import noise_image, write_edit_manifest, write_emotion_tree
 from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.critics import load_critic
-from helpers.eval_data import noise_image, write_edit_manifest, write_emotion_tree
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TOLERANCE = 1e-3

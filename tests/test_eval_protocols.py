@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers.eval_data import noise_image
 from PIL import Image
 
 from emotion_core.cli import main
 from emotion_core.report import PNG_METADATA_KEY
-from helpers.eval_data import noise_image
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
@@ -77,6 +77,7 @@ def test_eval_edit_scores_source_edit_pairs(tiny_sd_pipeline, eval_critics, tmp_
                             "--ssim-max", "1", "--confidence", "1", "--workers", "0", "--bootstrap", "100",
                             "--no-progress", "--json")
     assert code == 0, err
+    assert lines[-1]["event"] == "summary" and lines[-1]["scored"] == 1
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["image"] == "edits/awe/harbour.png"
     row = rows[0]

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.eval_data import write_emotion_tree
 
 from emotion_core.cli import main
-from helpers.eval_data import write_emotion_tree
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

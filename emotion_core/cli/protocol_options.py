@@ -18,7 +18,7 @@ def _command_parser(name: str) -> argparse.ArgumentParser:
 
 
 def _owned(action: argparse.Action, owned: Sequence[str]) -> bool:
-    if isinstance(action, argparse._HelpAction):  # noqa: SLF001 - the copied parser's -h
+    if isinstance(action, argparse._HelpAction):
         return True
     names = action.option_strings or [action.dest]
     return any(name in owned for name in names)
@@ -40,8 +40,8 @@ def protocol_parser(protocols, name: str, owned: Sequence[str], common: Callable
         protocol.add_argument("--sources", required=True, metavar="DIR", help="folder of source images to edit")
         protocol.add_argument("--targets", default="all", help="'all' or a comma-separated list of emotions")
     common(parser, critic_required=True)
-    for action in command._actions:  # noqa: SLF001 - copy the command's own option definitions
+    for action in command._actions:
         if not _owned(action, (*owned, "--critic", "--out", "--json")):
-            parser._add_action(action)  # noqa: SLF001
+            parser._add_action(action)
     parser.set_defaults(handler=importlib.import_module(f"{__package__}.eval_protocols").HANDLERS[name])
     return parser

@@ -77,9 +77,9 @@ def render_report(summary: dict, rows: Iterable[dict], title: str = "Emotion eva
     columns = table_columns(summary)
     header = [""] + [TITLES[m] for m in columns]
     sections = [f"<h1>{html.escape(title)}</h1>",
-                f"<p>{summary['scored']} images scored, {len(summary['skipped'])} skipped. Means with 95% "
-                f"bootstrap intervals ({summary['bootstrap']['resamples']} resamples, seed "
-                f"{summary['bootstrap']['seed']}).</p>"]
+                (f"<p>{summary['scored']} images scored, {len(summary['skipped'])} skipped. Means with 95% "
+                 f"bootstrap intervals ({summary['bootstrap']['resamples']} resamples, seed "
+                 f"{summary['bootstrap']['seed']}).</p>")]
     for critic, about in summary["critics"].items():
         described = "; ".join(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
                               for key, value in about.items())

@@ -15,7 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..critics.clip_backbone import build_clip, clip_config, make_preprocess, make_tokenizer
+from ..critics.clip_backbone import (
+    build_clip,
+    clip_config,
+    make_preprocess,
+    make_tokenizer,
+)
 from ..errors import ModelFormatError
 from ..weights import load_state_dict, read_metadata
 

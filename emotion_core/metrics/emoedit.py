@@ -63,8 +63,12 @@ def emoedit_ssim(edit: np.ndarray, source: np.ndarray) -> float:
     if edit.shape != source.shape or edit.ndim != 3:
         raise InvalidInputError(f"EmoEdit SSIM compares two [H,W,3] images of one size, got {edit.shape} "
                                 f"and {source.shape}")
-    planes = lambda array: torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)  # noqa: E731
-    return float(uniform_window_ssim(planes(edit), planes(source), EMOEDIT_WINDOW, UINT8_RANGE).mean())
+    return float(uniform_window_ssim(_planes(edit), _planes(source), EMOEDIT_WINDOW, UINT8_RANGE).mean())
+
+
+def _planes(array: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H,W,C]`` -> ``[C,H,W]``: one SSIM plane per channel."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
 
 
 def as_image(array: np.ndarray) -> torch.Tensor:

@@ -43,7 +43,9 @@ class EmotionConditioning(CheckedNode):
             description=(
                 "Applies an emotion direction to a conditioning. Without an encoder it is training-free: emotion "
                 "descriptor prompts are encoded with your CLIP and their difference from the empty prompt is added, "
-                "weighted by the direction and its strength. With an EmoEditor emotion encoder it outputs EmoEditor's "
+                "weighted by the direction and its strength; on SDXL (CLIP-L + CLIP-G), Flux (T5-XXL + CLIP-L) and SD3.5 "
+                "(CLIP-L + CLIP-G + T5-XXL) each encoder's tokens and the pooled output are steered. With an EmoEditor "
+                "emotion encoder it outputs EmoEditor's "
                 "77x768 emotion tokens for an InstructPix2Pix model (feed them to InstructPixToPixConditioning)."
             ),
             inputs=[
@@ -52,8 +54,9 @@ class EmotionConditioning(CheckedNode):
                                       tooltip="The text conditioning to steer (e.g. from CLIP Text Encode). "
                                       "Required without an encoder."),
                 io.Clip.Input("clip", optional=True,
-                              tooltip="The same CLIP that made the conditioning; encodes the emotion descriptors. "
-                              "Required without an encoder."),
+                              tooltip="The same CLIP that made the conditioning (SD1.5, SDXL, Flux or SD3.5); encodes "
+                              "the emotion descriptors. A CLIP of another model family is an error. Required without "
+                              "an encoder."),
                 model_combo("emotion_encoder", "emotion_encoder", fixed=(NO_ENCODER,),
                             default=NO_ENCODER,
                             tooltip="EmoEditor emotion encoder from models/emotion_encoder/, or 'none' for the "

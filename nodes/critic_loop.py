@@ -37,6 +37,7 @@ from emotion_core.critic_loop.settings import (
 )
 from emotion_core.critic_loop.summary import pass_series, summary
 from emotion_core.direction import make_direction
+from emotion_core.encoder_families import check_conditioning_for_model, model_config_name
 from emotion_core.errors import InvalidInputError
 from emotion_core.images import as_rgb_batch, crop_to_multiple, pil_resize
 
@@ -209,6 +210,8 @@ class EmotionCriticLoop(CheckedNode):
             raise InvalidInputError(f"cfg must be a finite number >= 0, got {cfg}")
         if mode not in PRESETS:
             raise InvalidInputError(f"mode must be one of {', '.join(PRESETS)}, got {mode!r}")
+        for name, conditioning in (("positive", positive), ("negative", negative)):
+            check_conditioning_for_model(model_config_name(model), conditioning, name)
         preset = PRESETS[mode]
         if preset is None:
             settings = LoopSettings(ssim_min, ssim_max, confidence, rule, max_iterations, candidates_per_iteration,

@@ -24,6 +24,7 @@ import node_helpers
 import torch
 from comfy_api.latest import io
 
+from emotion_core.encoder_families import check_conditioning_for_model, model_config_name
 from emotion_core.errors import InvalidInputError
 from emotion_core.guidance import (
     SCHEDULES,
@@ -36,12 +37,20 @@ from emotion_core.guidance import (
     with_negative_visual,
 )
 from emotion_core.visual_prompt import NEGATIVE_VISUAL, check_sites, comfy_unet_attn2_sites, layer_weights
+from emotion_core.visual_prompt.flux_injection import (
+    check_flux_adapter,
+    flux_layer_weights,
+    flux_model_shape,
+    is_flux_model,
+    model_family_name,
+)
+from emotion_core.visual_prompt.flux_layout import FLUX
 from emotion_core.visual_prompt.schedule import WEIGHT_RANGE
 
 from .common import CATEGORY
 from .input_checks import CheckedNode
 from .types import VisualPromptAdapterType, VisualPromptType
-from .visual_prompt import inject
+from .visual_prompt import inject, inject_flux
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +60,10 @@ class NegativeVisualGuider(comfy.samplers.CFGGuider):
     ``calc_cond_batch`` call (conditions in ``emotion_core.guidance.roles`` order); ComfyUI's
     pre/post-cfg hooks run as in ``cfg_function``."""
 
-    def set_conds(self, positive, negative):
-        # the negative visual branch has the positive text (and its prompt_type)
-        negative_visual = node_helpers.conditioning_set_values(positive, {"prompt_type": "positive"})
+    def set_conds(self, positive, negative, negative_visual=None):
+        # the negative visual branch has the positive text (and its prompt_type), or its own conditioning:
+        # the same text with another emotion's visual tokens in it (Flux Redux: StyleModelApply)
+        negative_visual = node_helpers.conditioning_set_values(negative_visual or positive, {"prompt_type": "positive"})
         self.inner_set_conds({"positive": positive, "negative": negative, "negative_visual": negative_visual})
 
     def set_cfg(self, cfg, visual_scale=0.0, visual_schedule="constant"):
@@ -108,12 +118,50 @@ def _check_batches(latent: torch.Tensor | None, **conditionings) -> None:
                     "use batch 1 (shared) or one conditioning per image")
 
 
+def _check_families(model, **conditionings) -> None:
+    """Each conditioning must come from the model's family's text encoders (named in the error)."""
+    config_name = model_config_name(model)
+    for name, conditioning in conditionings.items():
+        if conditioning is not None:
+            check_conditioning_for_model(config_name, conditioning, name)
+
+
+def _inject_visual_prompts(patched, adapter, positive_visual_prompt, negative_visual_prompt, visual_weight: float):
+    """Inject the visual prompt (with the negative visual prompt's tokens as its negative visual role):
+    attn2 patches on a UNet (SD1.5, SDXL), DiT block patches on Flux (XLabs / InstantX adapters)."""
+    diffusion_model = patched.get_model_object("diffusion_model")
+    flux = is_flux_model(diffusion_model)
+    if flux:
+        shape = flux_model_shape(diffusion_model)
+        keys = check_flux_adapter(adapter.layout, shape)
+    else:
+        if adapter.layout.family == FLUX:
+            raise InvalidInputError(
+                f"this adapter is for Flux ({adapter.layout.variant} format, DiT blocks) but the model is "
+                f"{model_family_name(diffusion_model)}; load an SD1.5/SDXL IP-Adapter for this model")
+        sites = comfy_unet_attn2_sites(diffusion_model)
+        check_sites(adapter, sites)
+    positive_visual_prompt.check_adapter(adapter.layout)
+    prompt = positive_visual_prompt
+    if negative_visual_prompt is not None:
+        negative_visual_prompt.check_adapter(adapter.layout)
+        prompt = with_negative_visual(positive_visual_prompt, negative_visual_prompt)
+    if flux:
+        inject_flux(patched, adapter, keys, shape, prompt, flux_layer_weights("uniform", keys, visual_weight))
+    else:
+        inject(patched, adapter, sites, prompt, layer_weights("uniform", sites, visual_weight))
+
+
 def make_guider(model, adapter, positive, negative, positive_visual_prompt, negative_visual_prompt, cfg: float,
-                visual_scale: float, visual_schedule: str, visual_weight: float, latent: torch.Tensor | None = None):
+                visual_scale: float, visual_schedule: str, visual_weight: float, latent: torch.Tensor | None = None,
+                negative_visual_conditioning=None):
     """The injected clone of ``model`` and its three-branch guider. Without a negative visual
     prompt the positive prompt's own ``negative_visual`` tokens are used (a bank prompt with a
-    negative emotion); without those too the visual term is off: plain CFG (two branches)
-    with the positive visual prompt, and a warning."""
+    negative emotion); a ``negative_visual_conditioning`` (the same text with another emotion's
+    visual tokens in the conditioning, as Flux Redux puts them) is the negative visual branch
+    itself. Without any of them the visual term is off: plain CFG (two branches) with the
+    positive visual prompt, and a warning. At cfg 1 (Flux dev, guidance-distilled) the
+    unconditional branch is skipped: ε_p + s_v(ε_p − ε_nv), two rows in one model call."""
     check_visual_scale(visual_scale)
     if not math.isfinite(cfg) or cfg < 0:
         raise InvalidInputError(f"cfg must be a finite number >= 0, got {cfg}")
@@ -122,27 +170,28 @@ def make_guider(model, adapter, positive, negative, positive_visual_prompt, nega
     low, high = WEIGHT_RANGE
     if not low <= visual_weight <= high:
         raise InvalidInputError(f"visual_weight must be between {low} and {high}, got {visual_weight}")
-    if positive_visual_prompt is None:
-        raise InvalidInputError("connect positive_visual_prompt (e.g. from Emotion Visual Prompt Bank)")
+    if positive_visual_prompt is None and negative_visual_conditioning is None:
+        raise InvalidInputError("connect positive_visual_prompt (e.g. from Emotion Visual Prompt Bank), or "
+                                "negative_visual_conditioning when the visual prompts are in the conditioning "
+                                "(Flux Redux)")
+    if positive_visual_prompt is not None and adapter is None:
+        raise InvalidInputError("positive_visual_prompt needs the adapter it was made with; connect adapter")
     _check_batches(latent, positive=positive, negative=negative)
+    if negative_visual_conditioning is not None:
+        _check_batches(latent, negative_visual=negative_visual_conditioning)
+    _check_families(model, positive=positive, negative=negative, negative_visual=negative_visual_conditioning)
     # a bank prompt made with a negative_emotion carries that emotion's tokens as its negative visual role
-    carries_negative_visual = NEGATIVE_VISUAL in positive_visual_prompt.tokens
-    if negative_visual_prompt is None and not carries_negative_visual:
+    carries_negative_visual = positive_visual_prompt is not None and NEGATIVE_VISUAL in positive_visual_prompt.tokens
+    if negative_visual_prompt is None and not carries_negative_visual and negative_visual_conditioning is None:
         if visual_scale != 0.0:
             log.warning("Negative Visual DPO: no negative_visual_prompt connected; visual guidance %.2f is ignored "
                         "and sampling falls back to plain CFG with the positive visual prompt", visual_scale)
         visual_scale = 0.0
     patched = model.clone()
-    sites = comfy_unet_attn2_sites(patched.get_model_object("diffusion_model"))
-    check_sites(adapter, sites)
-    positive_visual_prompt.check_adapter(adapter.layout)
-    prompt = positive_visual_prompt
-    if negative_visual_prompt is not None:
-        negative_visual_prompt.check_adapter(adapter.layout)
-        prompt = with_negative_visual(positive_visual_prompt, negative_visual_prompt)
-    inject(patched, adapter, sites, prompt, layer_weights("uniform", sites, visual_weight))
+    if positive_visual_prompt is not None:
+        _inject_visual_prompts(patched, adapter, positive_visual_prompt, negative_visual_prompt, visual_weight)
     guider = NegativeVisualGuider(patched)
-    guider.set_conds(positive, negative)
+    guider.set_conds(positive, negative, negative_visual_conditioning)
     guider.set_cfg(cfg, visual_scale, visual_schedule)
     return guider
 
@@ -151,12 +200,15 @@ def _inputs(with_sampling: bool) -> list:
     low, high = VISUAL_SCALE_RANGE
     weight_low, weight_high = WEIGHT_RANGE
     inputs = [
-        io.Model.Input("model", tooltip="SD1.5 or SDXL model (cloned; weights are shared). Visual Prompt Injectors "
-                       "already applied to it stay active."),
-        VisualPromptAdapterType.Input("adapter", tooltip="The adapter both visual prompts were made with."),
+        io.Model.Input("model", tooltip="SD1.5, SDXL, Flux or SD3.5 model (cloned; weights are shared). Visual "
+                       "Prompt Injectors already applied to it stay active. Flux dev: cfg 1 (its guidance is the "
+                       "Flux Guidance value in the conditioning)."),
+        VisualPromptAdapterType.Input("adapter", optional=True,
+                                      tooltip="The adapter both visual prompts were made with (not needed when the "
+                                      "visual prompts are in the conditionings, e.g. Flux Redux)."),
         io.Conditioning.Input("positive", tooltip="Text prompt; both visual branches use it."),
         io.Conditioning.Input("negative", tooltip="Negative / empty text for the unconditional branch."),
-        VisualPromptType.Input("positive_visual_prompt",
+        VisualPromptType.Input("positive_visual_prompt", optional=True,
                                tooltip="Visual prompt of the target emotion (e.g. Emotion Visual Prompt Bank). Its "
                                "negative tokens go to the unconditional branch."),
     ]
@@ -192,6 +244,11 @@ def _inputs(with_sampling: bool) -> list:
         tooltip="Visual prompt of another emotion to move away from (e.g. the bank with the opposite emotion). "
         "Without it: the negative visual tokens the positive visual prompt carries (Emotion Visual Prompt Bank with "
         "a negative_emotion), else plain CFG with the positive visual prompt, and a warning."))
+    inputs.append(io.Conditioning.Input(
+        "negative_visual_conditioning", optional=True,
+        tooltip="The negative visual branch as a conditioning: the same text with another emotion's visual tokens "
+        "in it (Flux Redux: CLIP Text Encode -> Apply Style Model with the other emotion's image). Use with a "
+        "positive conditioning that holds the target emotion's tokens; no adapter needed."))
     return inputs
 
 
@@ -215,12 +272,13 @@ class NegativeVisualDPOSampler(CheckedNode):
         )
 
     @classmethod
-    def execute(cls, model, adapter, positive, negative, positive_visual_prompt, latent_image, seed: int, steps: int,
-                cfg: float, visual_scale: float, visual_schedule: str, visual_weight: float, sampler_name: str,
-                scheduler: str, denoise: float, negative_visual_prompt=None) -> io.NodeOutput:
+    def execute(cls, model, positive, negative, latent_image, seed: int, steps: int, cfg: float, visual_scale: float,
+                visual_schedule: str, visual_weight: float, sampler_name: str, scheduler: str, denoise: float,
+                adapter=None, positive_visual_prompt=None, negative_visual_prompt=None,
+                negative_visual_conditioning=None) -> io.NodeOutput:
         samples = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
         guider = make_guider(model, adapter, positive, negative, positive_visual_prompt, negative_visual_prompt, cfg,
-                             visual_scale, visual_schedule, visual_weight, samples)
+                             visual_scale, visual_schedule, visual_weight, samples, negative_visual_conditioning)
         noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
         sigmas = comfy.samplers.KSampler(guider.model_patcher, steps=steps, device=model.load_device,
                                          sampler=sampler_name, scheduler=scheduler, denoise=denoise).sigmas
@@ -247,10 +305,12 @@ class NegativeVisualDPOGuider(CheckedNode):
         )
 
     @classmethod
-    def execute(cls, model, adapter, positive, negative, positive_visual_prompt, cfg: float, visual_scale: float,
-                visual_schedule: str, visual_weight: float, negative_visual_prompt=None) -> io.NodeOutput:
+    def execute(cls, model, positive, negative, cfg: float, visual_scale: float, visual_schedule: str,
+                visual_weight: float, adapter=None, positive_visual_prompt=None, negative_visual_prompt=None,
+                negative_visual_conditioning=None) -> io.NodeOutput:
         return io.NodeOutput(make_guider(model, adapter, positive, negative, positive_visual_prompt,
-                                         negative_visual_prompt, cfg, visual_scale, visual_schedule, visual_weight))
+                                         negative_visual_prompt, cfg, visual_scale, visual_schedule, visual_weight,
+                                         negative_visual_conditioning=negative_visual_conditioning))
 
 
 NODES = [NegativeVisualDPOSampler, NegativeVisualDPOGuider]

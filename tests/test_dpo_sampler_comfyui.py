@@ -28,12 +28,12 @@ def setup(tmp_path_factory, pack):
 
     # ComfyUI detects an SD1.5 UNet from these key shapes (see emotion_core.testing.checkpoint);
     # only the UNet is built: the sampler needs no CLIP or VAE here.
-    from emotion_core.testing.checkpoint import _Shapes, _generator, _unet
+    from emotion_core.testing.checkpoint import SD15_LAYOUT, TensorShapes, generator_for, unet_shapes
     from emotion_core.visual_prompt import VisualPrompt, load_adapter
 
-    shapes = _Shapes()
-    _unet(shapes)
-    model = comfy.sd.load_diffusion_model_state_dict(shapes.build(_generator(0, "checkpoint")))
+    shapes = TensorShapes()
+    unet_shapes(shapes, SD15_LAYOUT)
+    model = comfy.sd.load_diffusion_model_state_dict(shapes.build(generator_for(0, "checkpoint")))
     models = tmp_path_factory.mktemp("dpo_models")
     adapter = load_adapter(write_test_adapters(models, ADAPTER)["adapter_sd15"])
     g = torch.Generator().manual_seed(0)

@@ -18,7 +18,8 @@ pytestmark = [
 
 from emotion_core.testing.assets import TEST_FILES  # noqa: E402
 
-BANK = {"critic_clip_b32": TEST_FILES["critic_clip_b32"], "bank": "emotion_banks/test_dpo_bank.safetensors"}
+BANK = {"critic_clip_b32": TEST_FILES["critic_clip_b32"], "bank": "emotion_banks/test_dpo_bank.safetensors",
+        "bank_plus": "emotion_banks/test_dpo_bank_plus.safetensors"}
 
 
 def _name(path: str) -> str:

@@ -98,13 +98,35 @@ def test_core_spec_snapshot_matches_this_comfyui():
     assert core_node_infos(set(snapshot)) == snapshot
 
 
+# The tiny test text encoders in place of a workflow's CLIP loaders: ComfyUI's loader nodes build
+# CLIP-G and T5-XXL at full size (tests/helpers/comfy_test_nodes), so for SDXL/Flux graphs the
+# CLIP comes from ComfyUI's own encoder classes built small; everything else runs as written.
+TINY_CLIP_LOADER = "EmotionDirectorTestTinyCLIPLoader"
+SDXL_CHECKPOINT = PurePosixPath(TEST_FILES["checkpoint_sdxl"]).name
+
+
+def _with_tiny_text_encoders(api: dict) -> dict:
+    api = copy.deepcopy(api)
+    for node_id, entry in list(api.items()):
+        if entry["class_type"] == "DualCLIPLoader":
+            api[node_id] = {"class_type": TINY_CLIP_LOADER, "inputs": {"family": entry["inputs"]["type"]}}
+        elif entry["class_type"] == "CheckpointLoaderSimple" and entry["inputs"]["ckpt_name"] == SDXL_CHECKPOINT:
+            clip_id = f"{node_id}_tiny_clip"
+            api[clip_id] = {"class_type": TINY_CLIP_LOADER, "inputs": {"family": "sdxl"}}
+            for other in api.values():
+                for name, value in other["inputs"].items():
+                    if value == [node_id, 1]:
+                        other["inputs"][name] = [clip_id, 0]
+    return api
+
+
 def _shrink_for_cpu(api: dict) -> dict:
     """64x64 latents, two steps (presets such as EmoEditor mode keep their own) and two critic
     loop passes: the graph is the same, the run takes seconds to minutes on CPU."""
-    api = copy.deepcopy(api)
+    api = _with_tiny_text_encoders(api)
     for entry in api.values():
         inputs = entry["inputs"]
-        if entry["class_type"] == "EmptyLatentImage":
+        if entry["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage"):
             inputs.update(width=64, height=64)
         for name, cap in (("steps", 2), ("max_iterations", 2)):
             if name in inputs and not isinstance(inputs[name], list):

@@ -27,7 +27,9 @@ CORE_SPECS = ROOT / "tests" / "data" / "core_node_specs.json"
 CORE_FILE_INPUTS = {
     "CheckpointLoaderSimple": {"ckpt_name": "checkpoints"},
     "CLIPVisionLoader": {"clip_name": "clip_vision"},
+    "DualCLIPLoader": {"clip_name1": "text_encoders", "clip_name2": "text_encoders"},
     "LoadImage": {"image": "input"},
+    "StyleModelLoader": {"style_model_name": "style_models"},
     "UNETLoader": {"unet_name": "diffusion_models"},
     "VAELoader": {"vae_name": "vae"},
 }
@@ -199,11 +201,92 @@ def emoeditor_edit() -> Graph:
     return g
 
 
+def _critic_loop(g: Graph, model, positive, negative, vae, critic, clip, image, latent, emotion: str,
+                 **sampling) -> str:
+    """The Emotion Critic Loop refining a first image, re-steering ``positive`` through ``clip``."""
+    return g.add("EmotionCriticLoop", model=model, positive=positive, negative=negative, vae=vae, critic=critic,
+                 target_emotion=emotion, denoise_min=0.3, denoise_max=0.6, ssim_min=0.5, ssim_max=0.95,
+                 confidence=0.6, rule="and", max_iterations=4, candidates_per_iteration=2, mode="custom",
+                 source_image=image, latent=latent, clip=clip, emotion_encoder="none", **sampling)
+
+
+def sdxl_txt2img() -> Graph:
+    """SDXL: the emotion steers both of SDXL's text encoders (and CLIP-G's pooled vector), then
+    the critic loop refines the image toward the target."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", title="SDXL checkpoint", ckpt_name=_file("checkpoint_sdxl"))
+    positive, negative = _text_encoders(g, ckpt)
+    direction = g.add("EmotionDirection", target_emotion="awe", strength=1.0, blend="")
+    steered = g.add("EmotionConditioning", direction=(direction, 0), conditioning=(positive, 0), clip=(ckpt, 1),
+                    emotion_encoder="none")
+    latent = g.add("EmptyLatentImage", width=1024, height=1024, batch_size=1)
+    sampled = _ksampler(g, (ckpt, 0), (steered, 0), (negative, 0), (latent, 0))
+    decoded = g.add("VAEDecode", samples=(sampled, 0), vae=(ckpt, 2))
+    critic = g.add("EmotionCriticLoader", critic_name=_file("critic_clip_b32"))
+    loop = _critic_loop(g, (ckpt, 0), (positive, 0), (negative, 0), (ckpt, 2), (critic, 0), (ckpt, 1),
+                        (decoded, 0), (sampled, 0), "awe", **_sampling())
+    g.add("EmotionSaveImage", title="Best image", images=(loop, 0), filename_prefix="emotion_sdxl",
+          critic=(critic, 0), direction=(direction, 0), report=(loop, 3))
+    g.note(steered, "On SDXL the emotion descriptors go through both text encoders: CLIP-L's and CLIP-G's token "
+                    "deltas land in their own halves of the 2048-wide tokens, CLIP-G's pooled delta in the pooled "
+                    "output SDXL reads.")
+    return g
+
+
+def flux_txt2img() -> Graph:
+    """Emotion-Director on Flux (guidance-distilled): the emotion steers the T5 tokens and CLIP-L's
+    pooled vector; visual prompts through ComfyUI's Redux path (the prompt bank's SigLIP centres ->
+    Apply Style Model), the negative visual branch is the same text with another emotion's Redux
+    tokens; Negative Visual DPO at cfg 1 (ε_p + s_v(ε_p − ε_nv)); the critic loop refines at cfg 1."""
+    g = Graph()
+    unet = g.add("UNETLoader", title="Flux model", unet_name=_file("flux_model"), weight_dtype="default")
+    clip = g.add("DualCLIPLoader", title="Flux text encoders (CLIP-L + T5-XXL)",
+                 clip_name1=_file("text_encoder_clip_l"), clip_name2=_file("text_encoder_t5xxl"), type="flux",
+                 device="default")
+    vae = g.add("VAELoader", title="Flux VAE", vae_name=_file("flux_vae"))
+    text = g.add("CLIPTextEncode", title="Prompt", text=PROMPT, clip=(clip, 0))
+    guided = g.add("FluxGuidance", conditioning=(text, 0), guidance=3.5)
+    # cfg 1: the negative is never evaluated
+    negative = g.add("ConditioningZeroOut", title="Negative (unused at cfg 1)", conditioning=(text, 0))
+    direction = g.add("EmotionDirection", target_emotion="awe", strength=1.0, blend="")
+    steered = g.add("EmotionConditioning", direction=(direction, 0), conditioning=(guided, 0), clip=(clip, 0),
+                    emotion_encoder="none")
+    style = g.add("StyleModelLoader", title="Flux Redux", style_model_name=_file("redux"))
+    redux = g.add("EmotionReduxPrompt", title="Visual prompts (awe, and sadness as the negative)",
+                  bank_name=_file("bank_redux"), emotion="awe", text=PROMPT, top_k=3, combine="weighted",
+                  negative_emotion="sadness", style_model=(style, 0))
+    redux_apply = {"style_model": (style, 0), "strength": 1.0, "strength_type": "multiply"}
+    positive = g.add("StyleModelApply", title="Prompt + awe's visual prompt", conditioning=(steered, 0),
+                     clip_vision_output=(redux, 0), **redux_apply)
+    negative_visual = g.add("StyleModelApply", title="Prompt + sadness's visual prompt (negative visual)",
+                            conditioning=(steered, 0), clip_vision_output=(redux, 1), **redux_apply)
+    latent = g.add("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+    flux_sampling = _sampling(cfg=1.0, scheduler="simple")
+    sampled = g.add("NegativeVisualDPOSampler", model=(unet, 0), positive=(positive, 0), negative=(negative, 0),
+                    negative_visual_conditioning=(negative_visual, 0), latent_image=(latent, 0), visual_scale=2.0,
+                    visual_schedule="constant", visual_weight=0.8, denoise=1.0, **flux_sampling)
+    decoded = g.add("VAEDecode", samples=(sampled, 0), vae=(vae, 0))
+    critic = g.add("EmotionCriticLoader", critic_name=_file("critic_clip_b32"))
+    loop = _critic_loop(g, (unet, 0), (guided, 0), (negative, 0), (vae, 0), (critic, 0), (clip, 0),
+                        (decoded, 0), (sampled, 0), "awe", **flux_sampling)
+    g.add("EmotionSaveImage", title="Best image", images=(loop, 0), filename_prefix="emotion_flux",
+          critic=(critic, 0), direction=(direction, 0), report=(loop, 3))
+    g.note(steered, "On Flux the emotion descriptors go through T5-XXL (the tokens) and CLIP-L (the pooled "
+                    "vector); Flux Guidance's value stays in the conditioning. Flux dev is guidance-distilled: "
+                    "keep cfg at 1.")
+    g.note(negative_visual, "MC-Diffusion on Flux: the prompt bank's SigLIP centres go through the core Redux path. "
+                            "The sampler pushes toward awe's Redux tokens and away from sadness's under the same "
+                            "text: ε_p + s_v(ε_p − ε_nv), two rows in one model call at cfg 1.")
+    return g
+
+
 GRAPHS = {
     "emotion_quickstart": quickstart,
     "emotion_strength_sweep": strength_sweep,
     "emotion_director_txt2img": director_txt2img,
     "emoeditor_edit": emoeditor_edit,
+    "emotion_sdxl_txt2img": sdxl_txt2img,
+    "emotion_flux_txt2img": flux_txt2img,
 }
 
 
@@ -235,7 +318,7 @@ def core_node_infos(types: set[str]) -> dict[str, dict]:
     import nodes as comfy_nodes
 
     found: dict[str, object] = dict(comfy_nodes.NODE_CLASS_MAPPINGS)
-    for module in ("comfy_extras.nodes_ip2p",):
+    for module in ("comfy_extras.nodes_ip2p", "comfy_extras.nodes_flux", "comfy_extras.nodes_sd3"):
         extension = asyncio.run(importlib.import_module(module).comfy_entrypoint())
         for cls in asyncio.run(extension.get_node_list()):
             found[cls.define_schema().node_id] = cls

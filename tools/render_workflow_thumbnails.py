@@ -2,7 +2,9 @@
 thumbnail, ``workflows/<name>.jpg`` (ComfyUI serves custom-node template thumbnails as
 ``/api/workflow_templates/<pack>/<name>.jpg``).
 
-    python tools/render_workflow_thumbnails.py http://127.0.0.1:8188
+    python tools/render_workflow_thumbnails.py http://127.0.0.1:8188 [NAME ...]
+
+(with names: only those workflows; without: all of them).
 
 The server must run this pack (it draws the emotion wheels); needs playwright and a
 system Chromium at /usr/bin/chromium.
@@ -19,6 +21,7 @@ from playwright.sync_api import sync_playwright
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8188"
+NAMES = set(sys.argv[2:])
 with sync_playwright() as p:
     b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox","--disable-gpu","--disable-quic","--no-first-run","--disable-background-networking","--disable-component-update","--disable-sync"])
     page = b.new_page(viewport={"width": 3000, "height": 1700})
@@ -27,7 +30,7 @@ with sync_playwright() as p:
     time.sleep(3)
     page.keyboard.press("Escape")
     page.evaluate("async () => { try { await window.app.extensionManager.setting.set('Comfy.Minimap.Visible', false); await window.app.extensionManager.setting.set('LiteGraph.Canvas.LowQualityRenderingZoomThreshold', 0.1) } catch (e) {} }")
-    for path in sorted(WORKFLOWS.glob("*.json")):
+    for path in sorted(p for p in WORKFLOWS.glob("*.json") if not NAMES or p.stem in NAMES):
         wf = json.loads(path.read_text())
         page.evaluate("wf => window.app.loadGraphData(wf)", wf)
         time.sleep(2)

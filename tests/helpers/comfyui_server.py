@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Folder name of the pack under custom_nodes/, as a user's git clone would be named.
 PACK_DIR_NAME = "emotion_director"
+TEST_NODES_DIR_NAME = "emotion_director_test_nodes"
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 20.0
 
@@ -56,6 +57,9 @@ def prepare_base_dir(base_dir: Path) -> None:
     for name in ("custom_nodes", "input", "output", "temp", "user"):
         (base_dir / name).mkdir(parents=True, exist_ok=True)
     (base_dir / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+    # test-only: the tiny SDXL/Flux/SD3.5 text encoders ComfyUI's loader nodes cannot build (comfy_test_nodes)
+    (base_dir / "custom_nodes" / TEST_NODES_DIR_NAME).symlink_to(REPO_ROOT / "tests" / "helpers" / "comfy_test_nodes",
+                                                                 target_is_directory=True)
 
 
 class ComfyUIServer:

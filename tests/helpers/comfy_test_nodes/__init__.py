@@ -14,7 +14,12 @@ Not part of the pack.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:  # loaded by ComfyUI from custom_nodes/: emotion_core must import
+    sys.path.append(str(REPO_ROOT))
 
 FAMILIES = ("sd15", "sdxl", "flux", "sd3")
 # family -> sub-encoders (attribute on the ComfyUI model, TEST_FILES role)

@@ -205,3 +205,18 @@ def test_clip_score_and_clip_i_follow_their_definitions(critics, tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["overall"]["clip_score"]["n"] == 1 and summary["overall"]["clip_i"]["n"] == 2
     assert set(summary["metrics_not_run"]) == {"fid", "lpips"}
+
+
+def test_score_against_also_reports_emoedits_ssim(critics, tmp_path, capsys):
+    """``score --against`` (a few images) gives the same EmoEdit SSIM as ``eval`` and skimage."""
+    from skimage.metrics import structural_similarity
+
+    source = noise_image(tmp_path / "src.jpg", (60, 80), 21)
+    edit = noise_image(tmp_path / "edit.png", (64, 64), 22)
+    assert main(["score", str(edit), "--critic", str(critics["critic_emoedit"]), "--target", "awe", "--against",
+                 str(source), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    with Image.open(edit) as test_img, Image.open(source) as origin_img:
+        expected = structural_similarity(np.array(test_img.resize((512, 512))), np.array(_crop_img(origin_img)),
+                                         channel_axis=2)
+    assert abs(row["ssim_emoedit"] - expected) < TOLERANCE and "ssim" in row and "ssim_emoeditor" in row

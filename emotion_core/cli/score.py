@@ -23,7 +23,7 @@ def register(commands) -> None:
     parser.add_argument("--target", metavar="EMOTION", help="target emotion: adds emo_a (top-1 is the target) "
                         "and target_probability")
     parser.add_argument("--against", metavar="SOURCE", help="source image the IMAGEs were edited from: adds ssim, "
-                        "ssim_emoeditor, esmi (x100) and emo_s; needs --target")
+                        "ssim_emoeditor, ssim_emoedit, esmi (x100) and emo_s; needs --target")
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 

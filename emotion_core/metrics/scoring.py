@@ -13,6 +13,7 @@ from ..images import load_image, resize_image
 from ..ssim import ssim
 from ..taxonomy import EMOTIONS, as_dict
 from .emotion import emo_a, emo_s
+from .emoedit import emoedit_pair, emoedit_ssim
 from .esmi import esmi, prepare_source
 
 
@@ -37,7 +38,8 @@ def score_files(critic: EmotionCritic, paths: Sequence[str], batch_size: int) ->
 def with_edit_metrics(critic: EmotionCritic, results: Iterator[dict], target: str,
                       source_path: str | None = None) -> Iterator[dict]:
     """Each result with EmoEdit's Emo-A and the target's probability; with the source image an
-    edit was made from, also SSIM (standard, at the source's size, and EmoEditor's gate),
+    edit was made from, also SSIM (standard, at the source's size; EmoEditor's gate; EmoEdit's
+    skimage SSIM on its 512x512 pair, ``ssim_emoedit``),
     EmoEditor's ESMI (x100; both files read as its metric script reads them) and EmoEdit's
     Emo-S. The source is read and prepared once."""
     source = reference = source_distribution = None
@@ -56,6 +58,7 @@ def with_edit_metrics(critic: EmotionCritic, results: Iterator[dict], target: st
                                                                                           mode="bilinear")
             result["ssim"] = float(ssim(source, same_size)[0])
             result["ssim_emoeditor"] = float(ssim(source, image, mode="emoeditor")[0])
+            result["ssim_emoedit"] = emoedit_ssim(*emoedit_pair(result["image"], source_path))
             result["esmi"] = float(esmi(critic, reference, result["image"], target).esmi[0])
             result["emo_s"] = float(emo_s(distribution, source_distribution, target)[0])
         yield result

@@ -72,6 +72,8 @@ def _good() -> dict:
     (lambda d: d["appraisals"][0]["concepts"][0]["elements"][0]["slots"].update(where="space"), "slot 'where'"),
     (lambda d: d["appraisals"][0]["concepts"][0]["elements"][0]["slots"].update(setting=["moon"]), "slot 'setting'"),
     (lambda d: d["appraisals"][0]["concepts"][0]["elements"][0]["slots"].update(mood="x"), "unknown slots"),
+    (lambda d: d["appraisals"][0]["concepts"][0]["elements"].append(d["appraisals"][0]["concepts"][0]["elements"][0]),
+     "element names must be unique"),
 ])
 def test_loader_reports_bad_graphs_clearly(change, message):
     data = copy.deepcopy(_good())

@@ -23,12 +23,37 @@ def run(capsys, *argv):
     return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
 
 
-def test_rewrite_json_line(capsys):
+def test_rewrite_json_line_carries_the_chain(capsys):
     code, lines, _ = run(capsys, "rewrite", "a dog in a park", "--emotion", "Awe", "--seed", "4", "--json")
     assert code == 0 and len(lines) == 1
-    assert set(lines[0]) == {"prompt", "emotion", "seed", "rewrite", "negative"}
+    assert set(lines[0]) == {"prompt", "emotion", "seed", "rewrite", "negative", "chain"}
     assert lines[0]["emotion"] == "awe" and lines[0]["seed"] == 4
     assert lines[0]["rewrite"].startswith("a dog in a park, ")
+    chain = lines[0]["chain"]
+    assert [a["agent"] for a in chain] == ["painter", "photographer", "child", "psychologist", "film_director"]
+    for agent in chain:
+        assert agent["appraisal"]["note"] and agent["concepts"] and agent["elements"] and agent["phrases"]
+        assert agent["round2"]["votes"] and all(v["for"] and v["reason"] for v in agent["round2"]["votes"])
+
+
+def test_explain_prints_the_chain_as_an_indented_tree(capsys):
+    code = cli.main(["rewrite", "a bowl of ramen on a wooden table", "--emotion", "contentment", "--agents", "2",
+                     "--explain"])
+    out = capsys.readouterr().out
+    code_json, lines, _ = run(capsys, "rewrite", "a bowl of ramen on a wooden table", "--emotion", "contentment",
+                              "--agents", "2", "--json")
+    assert code == code_json == 0
+    tree = out.splitlines()
+    assert tree[0] == "a bowl of ramen on a wooden table -> contentment"
+    assert tree[1].startswith("  subject: bowl of ramen (where indoor, setting interior, scale small")
+    assert "  painter (builtin)" in tree and "  photographer (builtin)" in tree
+    for agent in lines[0]["chain"]:
+        for phrase in agent["phrases"]:
+            assert any(line.startswith("        phrase ") and line.endswith(phrase) for line in tree)
+        for vote in agent["round2"]["votes"]:
+            assert any(line.startswith(f"      votes for {vote['for']} ") and line.endswith(vote["reason"])
+                       for line in tree)
+    assert tree[-2] == f"  rewrite: {lines[0]['rewrite']}"
 
 
 def test_batch_over_a_file_and_all_emotions(capsys, tmp_path):
@@ -42,7 +67,7 @@ def test_batch_over_a_file_and_all_emotions(capsys, tmp_path):
 
 def test_transcript_flag_and_text_output(capsys):
     code, lines, _ = run(capsys, "rewrite", "a cat", "--emotion", "fear", "--transcript", "--json")
-    assert code == 0 and lines[0]["transcript"]["agents"]
+    assert code == 0 and lines[0]["transcript"]["chain"] == lines[0]["chain"]
     code = cli.main(["rewrite", "a cat", "--emotion", "fear"])
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("prompt: a cat\n") and "rewrite: a cat, " in out

@@ -22,6 +22,8 @@ import pytest
 from emotion_core.agents import BackendSettings, rewrite
 from emotion_core.agents.loopback_server import Reply, ScriptedChatServer, knowledge_answer
 
+TRANSCRIPT_JSON_MARK = "--- transcript JSON ---"  # nodes/agent_rewriter.py: the readable tree, then the JSON
+
 PROMPT, EMOTION, AGENTS = "a lighthouse on a cliff", "awe", 2
 TIMEOUT = 1.0  # the stage's deadline; every case must end well within HANG_LIMIT
 HANG_LIMIT = 10.0
@@ -147,7 +149,7 @@ def test_core_rewrite_falls_back_with_a_warning(fault, builtin_result, no_thread
     assert elapsed < HANG_LIMIT
     assert len(result.warnings) == AGENTS
     assert all(words in w and "builtin" in w for w in result.warnings), result.warnings
-    assert all(a["backend"] == "builtin (fallback)" for a in result.transcript["agents"])
+    assert all(a["backend"] == a["round2"]["backend"] == "builtin (fallback)" for a in result.chain)
     # the builtin agents' concepts: the same rewrite as the offline backend gives
     assert (result.rewrite, result.negative) == (builtin_result.rewrite, builtin_result.negative)
 
@@ -183,7 +185,9 @@ def test_node_falls_back_with_a_warning(fault, node, offline_node_result, no_thr
     assert (rewritten, negative) == offline[:2]
     shown = [line for line in out.ui["text"] if line.startswith("warning: ")]
     assert len(shown) == AGENTS and all(words in line for line in shown), shown
-    assert json.loads(transcript)["warnings"] == [line[len("warning: "):] for line in shown]
+    readable, data = transcript.split(TRANSCRIPT_JSON_MARK)
+    assert json.loads(data)["warnings"] == [line[len("warning: "):] for line in shown]
+    assert all(f"  {line}" in readable for line in shown)
 
 
 def _settle_threads(baseline: int, limit: float = 5.0) -> int:
@@ -195,7 +199,10 @@ def _settle_threads(baseline: int, limit: float = 5.0) -> int:
 
 def _timeless(transcript: dict) -> dict:
     """The transcript without the agents' wall-clock seconds (the only part allowed to differ)."""
-    return {**transcript, "agents": [{k: v for k, v in a.items() if k != "seconds"} for a in transcript["agents"]]}
+    def strip(record: dict) -> dict:
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in record.items() if k != "seconds"}
+
+    return {**transcript, "chain": [strip(a) for a in transcript["chain"]]}
 
 
 def test_concurrent_rewrites_match_sequential_ones_and_leak_no_threads():
@@ -214,7 +221,7 @@ def test_concurrent_rewrites_match_sequential_ones_and_leak_no_threads():
             concurrent = list(pool.map(one, range(requests)))
         assert time.monotonic() - start < 4 * HANG_LIMIT
         served = len(server.requests)
-    assert served == 2 * requests * agents  # every agent of every request asked the server once
+    assert served == 2 * 2 * requests * agents  # sequential + concurrent, every agent asked in both rounds
     assert all(r.warnings == [] for r in sequential + concurrent)
     assert [r.as_record() for r in concurrent] == [r.as_record() for r in sequential]
     assert [_timeless(r.transcript) for r in concurrent] == [_timeless(r.transcript) for r in sequential]

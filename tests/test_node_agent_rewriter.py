@@ -38,11 +38,24 @@ def test_schema_follows_the_contract(node):
     assert defaults == DEFAULTS
 
 
-def test_execute_rewrites_with_builtin_agents(node):
+def transcript_data(transcript: str) -> dict:
+    from emotion_director_pack.nodes.agent_rewriter import TRANSCRIPT_JSON_MARK
+
+    return json.loads(transcript.split(TRANSCRIPT_JSON_MARK, 1)[1])
+
+
+def test_execute_rewrites_with_builtin_agents_and_shows_the_chain(node):
     out = node.execute(prompt="a lighthouse on a cliff", emotion="awe", **DEFAULTS)
     rewritten, negative, transcript = out.args
     assert rewritten.startswith("a lighthouse on a cliff, ") and negative
-    assert json.loads(transcript)["emotion"] == "awe"
+    data = transcript_data(transcript)
+    assert data["emotion"] == "awe"
+    readable = transcript.split("\n\n", 1)[0].splitlines()
+    assert readable[0] == "a lighthouse on a cliff -> awe"
+    for agent in data["chain"]:
+        assert f"  {agent['agent']} (builtin)" in readable
+        assert f"    appraisal: {agent['appraisal']['note']}" in readable
+        assert sum(line.startswith("      votes for ") for line in readable) >= len(data["chain"])
     assert out.ui["text"][0] == rewritten
     again = node.execute(prompt="a lighthouse on a cliff", emotion="awe", **DEFAULTS)
     assert again.args == out.args  # deterministic by seed
@@ -53,7 +66,7 @@ def test_emotion_direction_overrides_the_widget(node):
 
     direction = make_direction({"fear": 0.7, "sadness": 0.3})
     out = node.execute(prompt="a dog in a park", emotion="amusement", emotion_direction=direction, **DEFAULTS)
-    assert json.loads(out.args[2])["emotion"] == "fear"
+    assert transcript_data(out.args[2])["emotion"] == "fear"
 
 
 def test_bad_input_is_a_clear_error(node):
@@ -71,4 +84,4 @@ def test_unreachable_llm_falls_back_with_a_visible_warning(node):
     out = node.execute(prompt="a dog in a park", emotion="awe", **settings)
     assert out.args[0].startswith("a dog in a park, ")
     assert any(line.startswith("warning: agent") for line in out.ui["text"])
-    assert json.loads(out.args[2])["warnings"]
+    assert transcript_data(out.args[2])["warnings"]

@@ -178,7 +178,7 @@ def test_rewriter_node_sends_the_key_only_in_the_authorization_header(sentinel_e
         out = rewriter.execute(prompt="a cat on a sofa", emotion="contentment", agents=3, creativity=0.5, seed=0,
                                backend="openai-compatible", base_url=server.base_url, model="m", timeout=10.0,
                                token_budget=77)
-    assert len(server.requests) == 3
+    assert sum(len(payload["messages"]) == 2 for payload, _ in server.requests) == 3  # round 1; round 2 follows
     for payload, headers in server.requests:
         assert headers["Authorization"] == f"Bearer {SENTINEL}"
         assert [k for k, v in headers.items() if SENTINEL in v] == ["Authorization"]
@@ -187,7 +187,7 @@ def test_rewriter_node_sends_the_key_only_in_the_authorization_header(sentinel_e
     assert "paper lanterns glowing softly" in rewrite_text  # the server really answered
     for text in (rewrite_text, negative, transcript, *out.ui["text"], caplog.text):
         assert SENTINEL not in text and not KEY_VALUE.search(text)
-    _no_key_like(json.loads(transcript), "transcript")
+    _no_key_like(json.loads(transcript.split("--- transcript JSON ---", 1)[1]), "transcript")  # after the readable tree
 
 
 def test_failing_endpoint_errors_do_not_leak_the_key(sentinel_env, caplog):
@@ -310,11 +310,14 @@ def test_injection_in_the_user_prompt_stays_data(prompt):
     result, payloads = _llm_rewrite(prompt)
     expected = sorted(p["messages"][0]["content"] for p in plain)
     assert sorted(p["messages"][0]["content"] for p in payloads) == expected
-    for payload in payloads:
-        system, user = payload["messages"]
-        assert (system["role"], user["role"]) == ("system", "user") and len(payload["messages"]) == 2
+    for payload in payloads:  # round 1: system + subject data; round 2 continues it: + own answer + others' proposals
+        system, user, *round2 = payload["messages"]
+        assert (system["role"], user["role"]) == ("system", "user") and len(round2) in (0, 2)
         data = json.loads(user["content"])
-        assert set(data) == {"subject", "scene", "subject_is_person", "target_emotion"}
+        assert set(data) == {"subject", "scene", "subject_is_person", "target_emotion", "setting"}
         assert all(not isinstance(v, str) or _clean(v) for v in data.values())
+        if round2:
+            assert [m["role"] for m in round2] == ["assistant", "user"]
+            assert set(json.loads(round2[1]["content"])) == {"round", "target_emotion", "proposals"}
     assert result.warnings == [] and _clean(result.rewrite)
     assert count_tokens(result.rewrite) + 2 <= 77

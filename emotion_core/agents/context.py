@@ -18,8 +18,8 @@ from .proposals import AgentRequest
 from .sentence_encoder import SentenceEncoder
 
 FIT_GAIN = 4.0  # a cosine gap of 0.1 to the subject weighs like a 1.5x lean
-EMOTION_GAIN = 6.0
-SUBJECT_BONUS = 0.6  # an element that names the subject is about this scene, not any scene
+EMOTION_GAIN = 10.0
+SUBJECT_BONUS = 1.0  # an element that names the subject is about this scene, not any scene
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .chain import TASTE, temperature
-from .context import EMOTION_GAIN, FIT_GAIN, RewriteContext, phrase_clash
+from .context import EMOTION_GAIN, FIT_GAIN, SUBJECT_BONUS, RewriteContext, phrase_clash
 from .fit import clash, concreteness, names_emotion
 from .personas import Persona
 from .proposals import AgentChain, Critique, Proposal, Vote
@@ -35,9 +35,12 @@ def judge(proposal: Proposal, context: RewriteContext) -> tuple[str, float, floa
 def reason_text(proposal: Proposal, context: RewriteContext, fit: float, margin: float, concrete: float) -> str:
     subject = context.request.subject
     where = "/".join(v for v in (subject.where, subject.scale) if v != "unknown")
+    drawable = "drawable" if concrete >= 0.8 else "less concrete"
+    if context.encoder is None:
+        return (f"fits {subject.thing or subject.subject} ({where or 'any place'}) by its slots; {drawable} "
+                f"({proposal.family}); does not name {context.request.emotion} (no MiniLM: fit not scored)")
     shows = (f"shows {context.request.emotion} without naming it ({margin:+.2f})" if margin > 0
              else f"reads as another emotion more than {context.request.emotion} ({margin:+.2f})")
-    drawable = "drawable" if concrete >= 0.8 else "less concrete"
     return f"fits {subject.thing or subject.subject} ({where or 'any place'}) {fit:.2f}; {drawable} ({proposal.family}); {shows}"
 
 
@@ -56,8 +59,9 @@ def critique(persona: Persona, context: RewriteContext, chains: list[AgentChain]
             if reason:
                 rejected.append({"id": proposal.id, "reason": reason})
                 continue
+            names_subject = bool(request.subject.thing) and request.subject.thing in proposal.phrase
             score = (LENS_GAIN * math.log(persona.weight(proposal.family)) + FIT_GAIN * fit + EMOTION_GAIN * margin
-                     + concrete + TASTE * gumbel(taste) + tau * gumbel(chance))
+                     + concrete + SUBJECT_BONUS * names_subject + TASTE * gumbel(taste) + tau * gumbel(chance))
             scored.append((score, proposal, reason_text(proposal, context, fit, margin, concrete)))
     scored.sort(key=lambda item: -item[0])
     votes = [Vote(persona.key, proposal.id, reason) for _, proposal, reason in scored[:request.votes_per_agent]]

@@ -46,7 +46,7 @@ def unusable(element: Element, subject: SubjectAppraisal) -> str:
         return "adds a figure to a small close-up subject"
     if element.about_subject and not subject.thing:
         return "needs the subject's noun, which could not be read"
-    if element.family == "scene" and subject.scene and not element.detail:
+    if element.family == "scene" and subject.scene and not element.detail and not element.about_subject:
         return "sets a scene; the prompt already names its place"
     return ""
 

@@ -153,6 +153,10 @@ def parse_graph(emotion: str, data: dict) -> EmotionKnowledge:
         appraisals.append(Appraisal(aspect, _text(f"{where} {aspect}", appraisal, "question"), tuple(concepts)))
     if not appraisals:
         raise ModelFormatError(f"{where}: no appraisals")
+    names = [e.name for a in appraisals for c in a.concepts for e in c.elements]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ModelFormatError(f"{where}: element names must be unique; repeated: {repeated}")
     return EmotionKnowledge(emotion, _text(where, data, "description"),
                             frozenset(w.lower() for w in data.get("affect_words", [])), tuple(appraisals))
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import logging
+import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -32,6 +34,13 @@ log = logging.getLogger(__name__)
 
 NAME = "llama-cpp"
 START_TIMEOUT = 120.0
+# Extra llama_cpp.server options, e.g. "--n_batch 1" for llama.cpp builds whose batched CPU kernels crash
+# (seen with llama-cpp-python 0.3.36 built on an AVX-512/AMX machine: every prompt of more than one token segfaults).
+SERVER_ARGS_ENV = "EMOTION_DIRECTOR_LLAMA_SERVER_ARGS"
+
+
+def server_args() -> tuple[str, ...]:
+    return tuple(shlex.split(os.environ.get(SERVER_ARGS_ENV, "")))
 
 
 def _free_port() -> int:
@@ -41,12 +50,12 @@ def _free_port() -> int:
 
 
 class _Server:
-    def __init__(self, model_path: Path, start_timeout: float):
+    def __init__(self, model_path: Path, start_timeout: float, extra: tuple[str, ...] = ()):
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.log_file = tempfile.NamedTemporaryFile(prefix="emotion-director-llama-", suffix=".log", delete=False)
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-                   "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048"]
+                   "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096", *extra]
         log.info("starting llama.cpp server for %s on 127.0.0.1:%d", model_path.name, self.port)
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log_file,
                                         stderr=subprocess.STDOUT)
@@ -82,15 +91,17 @@ class _Server:
         self.log_file.close()
 
 
-_servers: dict[Path, _Server] = {}
+_servers: dict[tuple[Path, tuple[str, ...]], _Server] = {}
 _servers_lock = threading.Lock()
 
 
 def _server_for(model_path: Path, start_timeout: float) -> _Server:
+    """The running server for this model file and options; a new one when there is none or it died."""
+    key = (model_path, server_args())
     with _servers_lock:
-        server = _servers.get(model_path)
+        server = _servers.get(key)
         if server is None or not server.alive():
-            server = _servers[model_path] = _Server(model_path, start_timeout)
+            server = _servers[key] = _Server(model_path, start_timeout, key[1])
         return server
 
 

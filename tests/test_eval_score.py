@@ -202,3 +202,32 @@ def test_emoset_118k_layout_and_split(eval_critics, tmp_path, capsys):
     (root / "val.json").write_text("[]")
     code, _, err = _score(capsys, root, tmp_path / "val", critic, extra=["--split", "val"])
     assert code == 2 and "empty" in err
+
+
+def test_a_real_interrupt_leaves_whole_rows_and_the_rerun_finishes(tree, eval_critics, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during the third batch: exit 1, the two finished batches are on disk as whole rows, no
+    summary; the rerun scores only the rest and equals an uninterrupted run."""
+    from emotion_core.evaluation import rows as rows_module
+
+    critic = eval_critics["critic_emoedit"]
+    assert _score(capsys, tree, tmp_path / "plain", critic)[0] == 0
+    calls = {"n": 0}
+    original = rows_module.RowScorer.score
+
+    def interrupted(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(rows_module.RowScorer, "score", interrupted)
+    run = tmp_path / "run"
+    code, _, err = _score(capsys, tree, run, critic)
+    assert code == 1 and "interrupted" in err
+    assert not (run / "summary.json").exists() and not (run / "rows.jsonl").exists()
+    part = (run / "rows.part0.jsonl").read_text()
+    assert part.endswith("\n") and len(part.splitlines()) == 4, "two batches of two, whole lines"
+    monkeypatch.setattr(rows_module.RowScorer, "score", original)
+    code, lines, _ = _score(capsys, tree, run, critic)
+    assert code == 0 and [e["total"] for e in lines if e["event"] == "progress"][-1] == 6
+    assert (run / "summary.json").read_text() == (tmp_path / "plain" / "summary.json").read_text()

@@ -207,7 +207,7 @@ def test_two_process_accelerate_build_equals_one_process(capsys, tmp_path, emose
     command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
                "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", "-m", "emotion_core", *args,
                "--out", str(double), "--json"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(done.stdout.strip().splitlines()) == 1  # only the main process reports
     assert "bank features [1]" in done.stderr  # the second process extracted its shards

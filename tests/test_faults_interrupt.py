@@ -151,9 +151,18 @@ def pairs(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults_prefs") / "ds"
     store = PreferenceStore(root)
     rng = np.random.default_rng(1)
+    from emotion_core.testing.diffusers_assets import CROSS_DIM
+    from emotion_core.visual_prompt import VisualPrompt
+
+    g = torch.Generator().manual_seed(1)
+
+    def prompt(source):  # recorded visual prompt tokens, as the collector node saves them
+        return VisualPrompt({"positive": torch.randn(4, CROSS_DIM, generator=g), "negative": torch.zeros(4, CROSS_DIM)},
+                            "sd15", "base", CROSS_DIM, source)
+
     for target, negative in (("contentment", "sadness"), ("awe", "fear")):
         chosen, rejected = (Image.fromarray(rng.integers(0, 256, (RES, RES, 3), dtype=np.uint8)) for _ in range(2))
-        store.add(chosen, rejected, "a quiet harbour", target, negative)
+        store.add(chosen, rejected, "a quiet harbour", target, negative, prompt(target), prompt(negative))
     return root
 
 
@@ -251,7 +260,7 @@ def _bank(sd, emoset, out, clusters: int):
 
 @pytest.mark.parametrize("where", ["feature_extraction", "save"])
 def test_bank_build_interrupted_keeps_the_previous_bank(where, sd, emoset, tmp_path, monkeypatch, capsys):
-    import emotion_core.bank.build as build
+    import emotion_core.bank.extract as extract
     import emotion_core.weights as weights
 
     out = tmp_path / "bank.safetensors"
@@ -260,20 +269,23 @@ def test_bank_build_interrupted_keeps_the_previous_bank(where, sd, emoset, tmp_p
     fresh = tmp_path / "fresh" / "bank.safetensors"
     assert main(_bank(sd, emoset, fresh, 2)) == 0
     if where == "feature_extraction":
-        real_load = build.load_image
+        real_load = extract.load_image
         interrupt = _after(3)  # the third image of the folder
 
         def load_image(path):
             interrupt()
             return real_load(path)
 
-        monkeypatch.setattr(build, "load_image", load_image)
+        monkeypatch.setattr(extract, "load_image", load_image)
     else:
         monkeypatch.setattr(weights, "save_file", _save_file_cut_half_way(weights.save_file))
     assert main(_bank(sd, emoset, out, 2)) == 1
     assert "interrupted" in capsys.readouterr().err
     assert out.read_bytes() == previous
-    assert _files_in(tmp_path) == ["bank.safetensors", "fresh", "fresh/bank.safetensors"]
+    cache = "bank.safetensors.cache"  # whole files only: the resumable feature cache
+    assert [f for f in _files_in(tmp_path) if not f.startswith(cache)] == ["bank.safetensors", "fresh",
+                                                                            "fresh/bank.safetensors"]
+    assert not _temp_files(tmp_path)
     monkeypatch.undo()
     assert main(_bank(sd, emoset, out, 2)) == 0
     capsys.readouterr()

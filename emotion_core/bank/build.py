@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # An emotion's captions are degenerate when one caption covers more than this share of them.
 MAX_SAME_CAPTION_SHARE = 0.5
+# Fewer images than this are decoded in the main process: worker start-up would cost more.
+MIN_IMAGES_FOR_WORKERS = 256
 CLUSTERS_FILE = "clusters.safetensors"
 
 
@@ -65,7 +67,7 @@ def check_captions(images: Mapping[str, Sequence[LabelledImage]], clusters: int)
         counts = Counter(i.caption for i in items)
         text, most = counts.most_common(1)[0]
         sources = Counter(i.caption_source for i in items)
-        if len(items) > 1 and most / len(items) > MAX_SAME_CAPTION_SHARE:
+        if clusters > 1 and len(items) > 1 and most / len(items) > MAX_SAME_CAPTION_SHARE:
             problems.append(f"{emotion}: {most} of {len(items)} captions are {text!r}")
         elif len(counts) < clusters:
             problems.append(f"{emotion}: {len(counts)} distinct captions for {clusters} clusters")
@@ -199,7 +201,8 @@ def build_bank(folder: str | Path, clip_file: str | Path, settings: BuildSetting
     total_clusters = sum(int(c.shape[0]) for c, _ in clustered.values())
     encoder = _image_encoder(settings, clip)
     index = 0 if accelerator is None else accelerator.process_index
-    extract_shards(paths, labels, encoder, cache, settings.shard_size, settings.batch_size, settings.workers,
+    workers = settings.workers if len(paths) >= MIN_IMAGES_FOR_WORKERS else 0
+    extract_shards(paths, labels, encoder, cache, settings.shard_size, settings.batch_size, workers,
                    index, processes, settings.show_progress, stop_after_shards)
     if stop_after_shards is not None:
         return None

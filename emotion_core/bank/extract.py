@@ -25,6 +25,7 @@ from typing import Sequence
 import torch
 
 from ..errors import InvalidInputError
+from ..images import load_image, resize_shorter_center_crop, to_nchw
 from ..weights import load_state_dict, save_safetensors
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,6 @@ class CroppedImages(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        from ..images import load_image, resize_shorter_center_crop, to_nchw
-
         try:
             pixels = to_nchw(load_image(self.paths[index]))
         except (InvalidInputError, OSError, ValueError, SyntaxError) as exc:

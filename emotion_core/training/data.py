@@ -91,10 +91,14 @@ def _ref_provenance(ref: VisualPromptRef, emotion: str | None) -> dict:
 
 
 def pair_example(pair: PreferencePair, cross_dim: int | None, picker: "BankPromptPicker | None") -> Example:
-    """The pair's recorded visual prompts where it has them, bank retrievals by its caption otherwise
-    (never the pair's own images)."""
+    """The pair's recorded visual prompts where it has them (token files checked first: a bad
+    one skips the pair), bank retrievals by its caption for the branches without (never the
+    pair's own images)."""
+    refs = (pair.positive_visual, pair.negative_visual)
+    missing = [_own_images(ref, pair) for ref in refs]
+    recorded = [None if gone else _recorded(ref, cross_dim) for ref, gone in zip(refs, missing)]
     picks = None
-    if needs_bank(pair):
+    if any(missing):
         if picker is None:
             raise InvalidInputError("this pair has no recorded visual prompts; pass --bank BANK to retrieve them "
                                     "from a prompt bank by the pair's caption")
@@ -103,15 +107,14 @@ def pair_example(pair: PreferencePair, cross_dim: int | None, picker: "BankPromp
                                "rejected": str(pair.rejected)}
     if "rejected_caption" in pair.extra:
         provenance["rejected_caption"] = pair.extra["rejected_caption"]
-    for role, ref, emotion, index in (("positive", pair.positive_visual, pair.target_emotion, 0),
-                                      ("negative", pair.negative_visual, pair.negative_emotion, 1)):
-        if picks is None:
-            sources.append(_recorded(ref, cross_dim))
-            provenance[role] = _ref_provenance(ref, emotion)
+    for index, (role, ref, emotion) in enumerate((("positive", refs[0], pair.target_emotion),
+                                                  ("negative", refs[1], pair.negative_emotion))):
+        if missing[index]:
+            sources.append(VisualSource(embeds=picks[index].embeds))
+            provenance[role] = picks[index].provenance()
         else:
-            pick = picks[index]
-            sources.append(VisualSource(embeds=pick.embeds))
-            provenance[role] = pick.provenance()
+            sources.append(recorded[index])
+            provenance[role] = _ref_provenance(ref, emotion)
     return Example(pair, sources[0], sources[1], provenance)
 
 

@@ -63,6 +63,23 @@ def test_text_retrieves_the_nearest_cluster(bank_node, test_adapter, comfy_model
                                test_adapter.project(bank.visual_centres["awe"][largest:largest + 1])[0])
 
 
+def test_negative_emotion_is_the_negative_visual_role(bank_node, test_adapter, comfy_models_dir):
+    """The negative emotion's tokens feed the DPO guider's negative visual branch; the unconditional
+    branch keeps the adapter's neutral tokens (the CFG negative stays plain text)."""
+    from emotion_core.bank import load_bank
+    from emotion_core.visual_prompt import NEGATIVE, NEGATIVE_VISUAL
+
+    bank = load_bank(comfy_models_dir / TEST_FILES["bank"])
+    prompt = run_bank(bank_node, test_adapter, emotion="awe", negative_emotion="fear")
+    plain = run_bank(bank_node, test_adapter, emotion="awe")
+    largest = int(bank.counts["fear"].argmax())
+    torch.testing.assert_close(prompt.tokens[NEGATIVE_VISUAL],
+                               test_adapter.project(bank.visual_centres["fear"][largest:largest + 1])[0])
+    torch.testing.assert_close(prompt.tokens[NEGATIVE], plain.tokens[NEGATIVE])
+    torch.testing.assert_close(prompt.tokens[NEGATIVE], test_adapter.project(torch.zeros(1, bank.visual_dim))[0])
+    assert NEGATIVE_VISUAL not in plain.tokens
+
+
 def test_bank_prompt_drives_the_injector(bank_node, visual_prompt_nodes, tiny_patcher):
     adapter = adapter_for(TINY_LAYER_DIMS, seed=1)
     x, context = tiny_inputs(1)

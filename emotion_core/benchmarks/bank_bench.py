@@ -8,7 +8,7 @@
   giving hidden states too (``--kind ip-adapter-plus``). ``--encoder vit-b-32`` measures a
   small tower instead. One warm-up batch is not timed.
 - Clustering: ``bank.kmeans`` (scikit-learn KMeans, k-means++, 3 restarts) of 10k and 100k
-  L2-normalised 1024-d features (ViT-H/14 text width) into ``--clusters`` clusters.
+  (``--cluster-sizes``) L2-normalised 1024-d features (ViT-H/14 text width) into ``--clusters`` clusters.
 - Rates per wall-clock second and per CPU second of the process (they differ when the machine
   is shared; workers' decoding is not in the CPU figure when ``--workers`` > 0).
 - Extrapolation for EmoSet-118K's 118,102 images: extraction at the measured wall rate, plus
@@ -31,7 +31,6 @@ from .timing import pinned_threads
 log = logging.getLogger(__name__)
 
 EMOSET_LABELLED = 118_102  # EmoSet README: "118,102 of these images are carefully labeled"
-CLUSTER_SIZES = (10_000, 100_000)
 TEXT_WIDTH = 1024  # ViT-H/14 text features
 ENCODERS = ("vit-h-14", "vit-b-32")
 
@@ -46,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("ip-adapter", "ip-adapter-plus"), default="ip-adapter",
                         help="bank kind: pooled features, or pooled + hidden states (plus)")
     parser.add_argument("--clusters", type=int, default=8, help="K-means clusters (default 8)")
+    parser.add_argument("--cluster-sizes", default="10000,100000", metavar="N,M",
+                        help="two feature counts K-means is timed at (default 10000,100000)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while timing (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, images and features (default 0)")
 
@@ -120,7 +121,7 @@ def _extraction(args: argparse.Namespace, folder: Path) -> dict:
             "images_per_cpu_second": round(len(timed) / max(cpu, 1e-9), 4)}
 
 
-def _clustering(clusters: int, seed: int) -> tuple[dict[str, float], dict[str, float]]:
+def _clustering(sizes: tuple[int, int], clusters: int, seed: int) -> tuple[dict[str, float], dict[str, float]]:
     import torch
     import torch.nn.functional as F
 
@@ -128,7 +129,7 @@ def _clustering(clusters: int, seed: int) -> tuple[dict[str, float], dict[str, f
 
     generator = torch.Generator().manual_seed(seed)
     seconds, cpu_seconds = {}, {}
-    for size in CLUSTER_SIZES:
+    for size in sizes:
         # captions cluster: draw features around a few hundred topics, as caption features do
         topics = F.normalize(torch.randn(256, TEXT_WIDTH, generator=generator), dim=-1)
         points = topics[torch.randint(256, (size,), generator=generator)]
@@ -146,13 +147,20 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.images < 1 or args.batch_size < 1 or args.threads < 1 or args.clusters < 1 or args.workers < 0:
         raise InvalidInputError("--images, --batch-size, --threads and --clusters must be >= 1, --workers >= 0")
+    try:
+        sizes = tuple(int(n) for n in args.cluster_sizes.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 2 or not args.clusters <= sizes[0] < sizes[1]:
+        raise InvalidInputError(f"--cluster-sizes must be two increasing counts of at least --clusters, got "
+                                f"{args.cluster_sizes!r}")
     with pinned_threads(args.threads), tempfile.TemporaryDirectory(prefix="bench_bank_") as tmp:
         extraction = _extraction(args, Path(tmp))
-        clustering, clustering_cpu = _clustering(args.clusters, args.seed)
+        clustering, clustering_cpu = _clustering(sizes, args.clusters, args.seed)
     per_emotion = EMOSET_LABELLED / 8
-    small, large = (clustering[str(s)] for s in CLUSTER_SIZES)
-    slope = (large - small) / (CLUSTER_SIZES[1] - CLUSTER_SIZES[0])
-    cluster_seconds = 8 * (small + slope * (per_emotion - CLUSTER_SIZES[0]))
+    small, large = (clustering[str(s)] for s in sizes)
+    slope = (large - small) / (sizes[1] - sizes[0])
+    cluster_seconds = 8 * max(small + slope * (per_emotion - sizes[0]), 0.0)
     extract_seconds = EMOSET_LABELLED / extraction["images_per_second"]
     return {"threads": args.threads, "kind": args.kind, "extraction": extraction,
             "clustering_seconds": clustering, "clustering_cpu_seconds": clustering_cpu, "clusters": args.clusters,

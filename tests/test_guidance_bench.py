@@ -61,6 +61,12 @@ def test_a_three_branch_sampler_doing_twice_the_work_fails_the_target(monkeypatc
     assert result["ratio_min"] > guidance.RATIO_TARGET and result["within_target"] is False
 
 
+def test_flux_tiny_needs_comfyui(monkeypatch, capsys):
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    assert main(["bench", "guidance", "--model", "flux-tiny", "--json"]) == 2
+    assert "COMFYUI_PATH" in capsys.readouterr().err
+
+
 def test_bad_arguments_exit_2(capsys):
     assert main(["bench", "guidance", "--size", "12", "--json"]) == 2
     assert "multiple of 8" in capsys.readouterr().err

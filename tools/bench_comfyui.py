@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     summary = {name: {"min_s": round(min(values), 3), "median_s": round(statistics.median(values), 3)}
                for name, values in seconds.items()}
-    ratio = lambda a, b: round(statistics.median(seconds[a]) / statistics.median(seconds[b]), 4)  # noqa: E731
-    ratio_min = lambda a, b: round(min(seconds[a]) / min(seconds[b]), 4)  # noqa: E731
+    ratio = lambda a, b: round(statistics.median(seconds[a]) / statistics.median(seconds[b]), 4)
+    ratio_min = lambda a, b: round(min(seconds[a]) / min(seconds[b]), 4)
     print(json.dumps({
         "benchmark": "comfyui_e2e", "graph": "emotion_quickstart (test_sd15_tiny, 512x512)", "steps": args.steps,
         "repeats": args.repeats, "threads": args.threads, "seconds": summary,

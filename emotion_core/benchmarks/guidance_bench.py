@@ -48,6 +48,9 @@ RATIO_TARGET = 1.52
 ROW_LIMIT = 1.5
 CFG, VISUAL_SCALE, VISUAL_WEIGHT = 5.0, 2.0, 0.8
 PATHS = ("auto", "pipeline", "comfyui")
+MODELS = ("unet", "flux-tiny")
+FLUX_RATIO_TARGET = 2.05  # two rows (positive, negative visual) instead of one at cfg 1
+FLUX_LATENT = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_timing_arguments(parser, repeats=7)
     parser.add_argument("--path", choices=PATHS, default="auto",
                         help="pipeline (the CLI's sampler), comfyui (needs COMFYUI_PATH) or auto (every available)")
+    parser.add_argument("--model", choices=MODELS, default="unet",
+                        help="unet (the --unet shapes) or flux-tiny (the tiny Flux dev test transformer in ComfyUI at "
+                        "cfg 1: the DPO guider's two rows vs one plain row; needs COMFYUI_PATH)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, latent and text (default 0)")
 
 
@@ -115,8 +121,66 @@ def _comfyui_variants(model, adapter, prompts, text, size: int, steps: int, seed
     return {"cfg": runner("cfg", cfg), "three_branch": runner("three_branch", dpo)}
 
 
-def _figures(path: str, timings: dict, calls: dict) -> dict:
-    figures = ratio_figures(timings["three_branch"], timings["cfg"], RATIO_TARGET)
+def _flux_variants(folder: str, size: int, steps: int, seed: int, calls: dict, clock: str) -> dict:
+    """The tiny Flux dev test transformer in ComfyUI at cfg 1 (guidance-distilled: one row per step):
+    ComfyUI's CFGGuider on the Visual Prompt Injector's output vs the pack's guider, whose
+    ε_p + s_v(ε_p − ε_nv) is two rows in one call. Test XLabs adapter, random image features."""
+    from pathlib import Path
+
+    import torch
+
+    from ..testing.adapter_assets import write_flux_test_adapters
+    from ..testing.sdxl_flux_checkpoints import (
+        FLUX_CONTEXT_DIM,
+        FLUX_POOLED_DIM,
+        write_flux_model,
+    )
+    from ..visual_prompt import build_visual_prompt, load_adapter
+    from .comfyui_paths import load_pack
+
+    guidance_nodes, visual_nodes = load_pack("negative_visual_guidance", "visual_prompt")
+    import comfy.sample
+    import comfy.samplers
+    import comfy.sd
+
+    names = {"flux_model": "flux.safetensors", "flux_vae": "flux_vae.safetensors",
+             "adapter_flux_xlabs": "xlabs.safetensors", "adapter_flux_instantx": "instantx.safetensors"}
+    patcher = comfy.sd.load_diffusion_model(str(write_flux_model(Path(folder), names, seed)["flux_model"]))
+    adapter = load_adapter(write_flux_test_adapters(Path(folder), names, seed)["adapter_flux_xlabs"])
+    g = torch.Generator().manual_seed(seed)
+    awe, fear = (build_visual_prompt(adapter, lambda images: torch.randn(1, adapter.layout.feature_dim, generator=g),
+                                     torch.rand(1, 8, 8, 3)) for _ in range(2))
+    text = [[torch.randn(1, 16, FLUX_CONTEXT_DIM, generator=g),
+             {"pooled_output": torch.randn(1, FLUX_POOLED_DIM, generator=g), "guidance": 3.5}]]
+    dpo = guidance_nodes.make_guider(patcher, adapter, text, text, awe, fear, 1.0, VISUAL_SCALE, "constant",
+                                     VISUAL_WEIGHT)
+    injected = visual_nodes.VisualPromptInjector.execute(model=patcher, adapter=adapter, weight=VISUAL_WEIGHT,
+                                                         weight_schedule="uniform", start_percent=0.0,
+                                                         end_percent=1.0, visual_prompt=awe).args[0]
+    plain = comfy.samplers.CFGGuider(injected)
+    plain.set_conds(text, text)
+    plain.set_cfg(1.0)
+    noise = comfy.sample.prepare_noise(torch.zeros(1, 16, size, size), seed)
+    sigmas = comfy.samplers.KSampler(patcher, steps=steps, device="cpu", sampler="euler", scheduler="simple",
+                                     denoise=1.0).sigmas
+    sampler = comfy.samplers.sampler_object("euler")
+
+    def runner(name: str, guider):
+        diffusion_model = guider.model_patcher.get_model_object("diffusion_model")
+
+        def run() -> float:
+            with StepClock(diffusion_model, clock) as step_clock, CallCounter(diffusion_model) as counter:
+                guider.sample(noise, torch.zeros_like(noise), sampler, sigmas, callback=step_clock.step_done,
+                              disable_pbar=True, seed=seed)
+            calls[name] = counter.count / steps
+            return (step_clock.end - step_clock.start) / steps
+        return run
+
+    return {"cfg": runner("cfg", plain), "three_branch": runner("three_branch", dpo)}
+
+
+def _figures(path: str, timings: dict, calls: dict, target: float = RATIO_TARGET) -> dict:
+    figures = ratio_figures(timings["three_branch"], timings["cfg"], target)
     figures["within_target"] = figures["within_target"] and calls["three_branch"] == 1.0
     return {
         "path": path,
@@ -143,6 +207,8 @@ def run(args: argparse.Namespace) -> dict:
     comfyui = bool(os.environ.get("COMFYUI_PATH"))
     if args.path == "comfyui" and not comfyui:
         raise InvalidInputError("--path comfyui needs COMFYUI_PATH set to a ComfyUI checkout")
+    if args.model == "flux-tiny":
+        return _run_flux(args, comfyui)
     paths = [p for p in ("pipeline", "comfyui") if args.path in (p, "auto") and (p != "comfyui" or comfyui)]
     with pinned_threads(args.threads):
         model = build_unet(args.unet, args.seed)
@@ -178,3 +244,27 @@ def run(args: argparse.Namespace) -> dict:
         "batch_row_limit": ROW_LIMIT,
         "paths": results,
     }
+
+
+def _run_flux(args: argparse.Namespace, comfyui: bool) -> dict:
+    import tempfile
+
+    import torch
+
+    from ..errors import InvalidInputError
+
+    if not comfyui or args.path == "pipeline":
+        raise InvalidInputError("--model flux-tiny runs in ComfyUI only: set COMFYUI_PATH (the CLI pipeline is SD1.5)")
+    size = args.size or FLUX_LATENT
+    calls: dict = {}
+    with pinned_threads(args.threads), tempfile.TemporaryDirectory(prefix="bench_flux_") as folder:
+        variants = _flux_variants(folder, size, args.steps, args.seed, calls, args.clock)
+        with torch.no_grad():
+            timings = time_interleaved(variants, args.repeats, clock=args.clock)
+    figures = _figures("comfyui", timings, calls, FLUX_RATIO_TARGET)
+    figures["within_target"] = figures["ratio_min"] <= FLUX_RATIO_TARGET and not figures["noisy"] \
+        and calls["three_branch"] == 1.0
+    return {"benchmark": "guidance", "model": "tiny Flux dev test transformer (ComfyUI), XLabs IP-Adapter, cfg 1",
+            "unet": "flux-tiny", "latent": [1, 16, size, size], "steps": args.steps, "repeats": args.repeats,
+            "threads": args.threads, "clock": args.clock, **figures, "batch_row_limit": 2.0,
+            "paths": {"comfyui": figures}}

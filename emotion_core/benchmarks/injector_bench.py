@@ -29,9 +29,21 @@ import logging
 import os
 import weakref
 
-from .models import FULL_LATENT, add_unet_argument, build_unet, random_adapter, random_visual_prompt
+from .models import (
+    FULL_LATENT,
+    add_unet_argument,
+    build_unet,
+    random_adapter,
+    random_visual_prompt,
+)
 from .probes import CallCounter, StepClock, pipeline_runner
-from .timing import add_timing_arguments, check_timing_arguments, pinned_threads, ratio_figures, time_interleaved
+from .timing import (
+    add_timing_arguments,
+    check_timing_arguments,
+    pinned_threads,
+    ratio_figures,
+    time_interleaved,
+)
 
 log = logging.getLogger(__name__)
 

@@ -79,7 +79,6 @@ def _one_run(models, critic, source, settings, steps: int, spread: bool, clock) 
     import torch
 
     from ..critic_loop import Candidates, pass_steps, run_critic_loop
-
     from ..taxonomy import EMOTIONS
 
     encoder, denoiser, decoder = models

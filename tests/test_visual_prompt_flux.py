@@ -394,3 +394,20 @@ def test_declared_negative_visual_role_and_zero_weight():
     torch.testing.assert_close(out["img"], expected)
     off, _, _ = _flux_patch("xlabs", "double_block", weight=0.0)
     assert off(args, {"original_block": original})["img"] is img
+
+
+def test_instantx_reads_a_redux_banks_pooled_siglip_centres():
+    """A flux-redux bank keeps SigLIP's attention-pooled output per cluster beside the sequences: that is
+    InstantX's input, so the bank serves InstantX on Flux (and only the pooled centres are projected)."""
+    from emotion_core.bank.retrieval import bank_visual_prompt
+
+    bank = _bank(1152, "flux-redux")
+    instantx = FluxIPAdapter.from_state_dict(random_state_dict(flux_adapter_shapes("instantx", 2, 64, tokens=2),
+                                                               dtype=torch.float32))
+    prompt = bank_visual_prompt(instantx, bank, "awe", None, 1, negative_emotion="fear")
+    top = bank.retrieve("awe", None, 1).indices[0]
+    expected = instantx.project(bank.visual_centres["awe"][top:top + 1])[0]
+    torch.testing.assert_close(prompt.tokens["positive"], expected)
+    assert prompt.tokens["negative"].shape == prompt.tokens["negative_visual"].shape == (2, 4096)
+    with pytest.raises(InvalidInputError, match="pooled SigLIP centres are 768-d but this InstantX"):
+        bank_visual_prompt(instantx, _bank(768, "flux-redux"), "awe", None, 1)

@@ -10,6 +10,7 @@ gets the adapter's "no image" tokens, so ordinary CFG stays plain."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -40,7 +41,8 @@ def check_bank_fits_layout(bank: PromptBank, layout: AdapterLayout) -> None:
     encoder = bank.metadata.get("image_encoder", {})
     described = f"{encoder.get('kind', '?')} {encoder.get('name', '?')}"
     if layout.family == FLUX:  # Flux IP-Adapters: XLabs reads ViT-L image_embeds, the rest name both families
-        return check_flux_bank(kind.name, kind.feature, int(bank.kind_centres(bank.emotions[0]).shape[-1]), layout)
+        return check_flux_bank(kind.name, kind.feature, int(bank.kind_centres(bank.emotions[0]).shape[-1]), layout,
+                               bank.visual_dim)
     if layout.variant != kind.adapter_variant:
         build = "--clip-vision DIR --kind ip-adapter-plus" if layout.variant == "plus" else "--kind ip-adapter"
         raise InvalidInputError(
@@ -76,9 +78,19 @@ def _tokens(adapter: VisualPromptAdapter, retrieval: Retrieval, combine: str) ->
     return tokens.reshape(-1, tokens.shape[-1]).cpu()
 
 
+def pooled_for(adapter, bank: PromptBank, emotion: str, retrieval: Retrieval) -> Retrieval:
+    """An InstantX Flux IP-Adapter reads a flux-redux bank's pooled SigLIP centres, not its sequences."""
+    if adapter.layout.family != FLUX or bank.kind.group == "visual_centres":
+        return retrieval
+    pooled = bank.visual_centres[parse_emotion(emotion)][list(retrieval.indices)].float()
+    return dataclasses.replace(retrieval, features=pooled)
+
+
 def neutral_features(bank: PromptBank, copies: int = 1) -> torch.Tensor:
     """The "no image" input of the bank's kind: zero features (as in IP-Adapter training)."""
     shape = bank.kind_centres(bank.emotions[0]).shape[1:]
+    if bank.kind.adapter_variant == "redux":  # only Flux IP-Adapters read one: its pooled centres
+        shape = bank.visual_centres[bank.emotions[0]].shape[1:]
     return torch.zeros(copies, *shape)
 
 
@@ -92,7 +104,7 @@ def bank_visual_prompt(adapter: VisualPromptAdapter, bank: PromptBank, emotion: 
     check_bank_fits(bank, adapter)
     emotion = parse_emotion(emotion)
     negative_emotion = None if negative_emotion is None else parse_emotion(negative_emotion)
-    retrieval = bank.retrieve(emotion, query, top_k)
+    retrieval = pooled_for(adapter, bank, emotion, bank.retrieve(emotion, query, top_k))
     log.info("bank %s: clusters %s, weights %s, cosine %s", emotion, retrieval.indices,
              [round(float(w), 3) for w in retrieval.weights], [round(s, 3) for s in retrieval.similarities])
     tokens = {POSITIVE: _tokens(adapter, retrieval, combine)}
@@ -100,7 +112,8 @@ def bank_visual_prompt(adapter: VisualPromptAdapter, bank: PromptBank, emotion: 
     tokens[NEGATIVE] = adapter.project(neutral_features(bank)).reshape(-1, adapter.layout.cross_dim) \
         .repeat(copies, 1).cpu()
     if negative_emotion is not None:
-        tokens[NEGATIVE_VISUAL] = _tokens(adapter, bank.retrieve(negative_emotion, query, top_k), combine)
+        negative = pooled_for(adapter, bank, negative_emotion, bank.retrieve(negative_emotion, query, top_k))
+        tokens[NEGATIVE_VISUAL] = _tokens(adapter, negative, combine)
     layout = adapter.layout
     source = f"bank:{emotion}" + (f"|neg:bank:{negative_emotion}" if negative_emotion else "")
     return VisualPrompt(tokens, layout.family, layout.variant, layout.cross_dim, source=source)

@@ -106,8 +106,8 @@ class FluxIPAdapter(nn.Module):
             raise InvalidInputError(
                 "this InstantX Flux IP-Adapter reads SigLIP's pooled output (its attention-pooling head), but the "
                 f"CLIP vision model gives a sequence {tuple(features.shape)} (ComfyUI's SigLIP has no pooling head); "
-                "give it a ready visual prompt, or use the Redux path (Load Style Model + Apply Style Model) for "
-                "SigLIP images"
+                "give it a visual prompt from a flux-redux prompt bank (it keeps the pooled output), or use the "
+                "Redux path (Load Style Model + Apply Style Model) for SigLIP images"
             )
         if features.ndim != 2 or features.shape[-1] != layout.feature_dim:
             raise InvalidInputError(

@@ -129,10 +129,18 @@ def detect_flux_layout(state: Mapping[str, torch.Tensor]) -> FluxAdapterLayout:
     return FluxAdapterLayout(variant, cross_dim, feature_dim, out_dim // cross_dim, hidden, layers)
 
 
-def check_flux_bank(kind_name: str, feature: str, width: int, layout: FluxAdapterLayout) -> None:
+def check_flux_bank(kind_name: str, feature: str, width: int, layout: FluxAdapterLayout,
+                    pooled_width: int | None = None) -> None:
     """A prompt bank for a Flux IP-Adapter: XLabs reads pooled CLIP ViT-L/14 ``image_embeds``, so an
-    ``ip-adapter`` bank built with that CLIP serves it; anything else is an error naming both families."""
+    ``ip-adapter`` bank built with that CLIP serves it; InstantX reads SigLIP's attention-pooled output,
+    which a ``flux-redux`` bank keeps as its pooled centres (``pooled_width``); anything else is an
+    error naming both families."""
     wanted = f"{layout.feature_dim}-d {layout.feature_description}"
+    if kind_name == "flux-redux" and layout.variant == INSTANTX:
+        if pooled_width != layout.feature_dim:
+            raise InvalidInputError(f"this flux-redux bank's pooled SigLIP centres are {pooled_width}-d but this "
+                                    f"InstantX IP-Adapter reads {wanted}")
+        return
     if kind_name == "flux-redux":
         raise InvalidInputError(f"this prompt bank is for Flux's Redux path (SigLIP sequences: Emotion Redux Prompt -> "
                                f"Apply Style Model), not for a Flux IP-Adapter, which reads {wanted}")

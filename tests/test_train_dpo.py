@@ -19,7 +19,7 @@ from emotion_core.preference import read_dataset
 from emotion_core.training import TrainConfig, diffusion_dpo_loss, train_dpo
 from emotion_core.training.data import prepare_examples
 from emotion_core.visual_prompt import load_adapter
-from helpers.dpo_data import write_colour_pairs, write_pairs_without_visual_prompts
+from emotion_core.testing.preference_assets import write_colour_pairs, write_pairs_without_visual_prompts
 
 RES = 32  # 4x4 latents on the tiny pipeline
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from emotion_core.cli import main
-from helpers.dpo_data import write_colour_pairs
+from emotion_core.testing.preference_assets import write_colour_pairs
 
 pytest.importorskip("accelerate")
 pytest.importorskip("peft")

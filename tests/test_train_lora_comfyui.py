@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from emotion_core.cli import main
-from helpers.dpo_data import write_colour_pairs
+from emotion_core.testing.preference_assets import write_colour_pairs
 from helpers.sd15_width_pipeline import UNET_4CH, write_sd15_width_pipeline
 
 pytestmark = [

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                                   title=f"benchmarks ({', '.join(BENCHMARKS)})")
     names.required = True
     for name, summary in BENCHMARKS.items():
-        module = importlib.import_module(f"...benchmarks.{name}_bench", __name__)
+        module = importlib.import_module(f"...benchmarks.{name.replace('-', '_')}_bench", __name__)
         bench = names.add_parser(name, help=summary, description=module.__doc__)
         add_json_flag(bench)
         module.add_arguments(bench)

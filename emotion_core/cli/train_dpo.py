@@ -67,8 +67,9 @@ def register(commands) -> None:
                         "processes (default 1)")
     parser.add_argument("--grad-accum", type=positive_int, default=1,
                         help="micro-steps accumulated per optimizer step (default 1)")
-    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no",
-                        help="autocast precision (bf16 also on CPUs; fp16 on GPUs only; default no)")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"),
+                        help="autocast precision (bf16 also on CPUs; fp16 on GPUs only; default: accelerate launch's "
+                        "--mixed_precision or accelerate config, else no)")
     parser.add_argument("--resolution", type=positive_int, default=512,
                         help="training image side in pixels, a multiple of 8 (default 512)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for pair order and noise")

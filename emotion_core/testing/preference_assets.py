@@ -1,4 +1,4 @@
-"""Small preference data sets for the train-dpo tests, in the pairs.jsonl layout the Save
+"""Small preference data sets for train-dpo's tests and benchmark, in the pairs.jsonl layout the Save
 Emotion Preference Pair node writes, with each branch's visual prompt given as images (so
 the image encoder and the adapter's projection take part).
 

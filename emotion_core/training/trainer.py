@@ -42,6 +42,7 @@ TRAIN_CHOICES = ("adapter", "unet-lora", "both")
 PRECISIONS = ("no", "bf16", "fp16")
 CACHE_CHOICES = ("auto", "on", "off")
 SUMMARY_WINDOW = 10
+VISUAL_CACHE = 256  # visual prompts whose image-encoder features are kept in memory
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class TrainConfig:
     train: str = "adapter"
     lora_rank: int = 4
     lora_alpha: float = 4.0
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None  # None: what accelerate launch / accelerate config set, else "no"
     lr_warmup_steps: int = 0
     checkpoint_every: int = 0  # 0: no intermediate checkpoints
     checkpoint_dir: Path | None = None
@@ -88,7 +89,7 @@ class TrainConfig:
         if self.resolution < 8 or self.resolution % 8:
             raise InvalidInputError(f"resolution must be a positive multiple of 8, got {self.resolution}")
         for name, value, choices in (("train", self.train, TRAIN_CHOICES),
-                                     ("mixed precision", self.mixed_precision, PRECISIONS),
+                                     ("mixed precision", self.mixed_precision or "no", PRECISIONS),
                                      ("cache latents", self.cache_latents, CACHE_CHOICES),
                                      ("log with", self.log_with, LOG_CHOICES)):
             if value not in choices:
@@ -148,15 +149,19 @@ def _uses_features(source) -> bool:
 
 def _visual_source(adapter: VisualPromptAdapter, encoder) -> Callable[[object], dict]:
     """A visual prompt as the model reads it: fixed ``tokens``, or image-encoder ``embeds``
-    (given, or encoded here from images) that the adapter's projection turns into tokens."""
+    (given, or encoded here from images) that the adapter's projection turns into tokens.
+    The image encoder is frozen, so a prompt's images are encoded once (visual prompts are
+    shared by many pairs: a bank's clusters, an emotion's swatches)."""
+    @functools.lru_cache(maxsize=VISUAL_CACHE)
+    def encoded(images: tuple) -> torch.Tensor:
+        pixels = torch.cat([load_square(path, encoder.image_size) for path in images])
+        return encoder.features(as_image(pixels), adapter.layout.feature_name).float().cpu()
+
     def visual(source) -> dict:
         if source.tokens is not None:
             return {"tokens": source.tokens.float()}
         embeds = getattr(source, "embeds", None)
-        if embeds is None:
-            pixels = torch.cat([load_square(path, encoder.image_size) for path in source.images])
-            embeds = encoder.features(as_image(pixels), adapter.layout.feature_name)
-        return {"embeds": embeds.float().cpu()}
+        return {"embeds": (encoded(tuple(source.images)) if embeds is None else embeds.float().cpu())}
 
     return visual
 
@@ -225,7 +230,7 @@ def train_dpo(pipe, adapter: VisualPromptAdapter, examples: Sequence[Example], c
         add_unet_lora(pipe.unet, config.lora_rank, config.lora_alpha, seed_of(config.seed, "lora"))
     try:
         with advise_on_oom(config.batch_size, config.grad_accum, processes, config.resolution,
-                           config.mixed_precision):
+                           str(accelerator.mixed_precision)):
             return _train(pipe, adapter, examples, config, image_encoder, accelerator, settings, with_projection,
                           progress, on_step)
     finally:

@@ -9,8 +9,8 @@ adapters), ``flux-redux`` (SigLIP sequences for Flux Redux). Every kind keeps th
 tensors (``counts``, ``text_centres``, ``visual_centres``), so ``load_bank`` reads banks built
 before kinds existed (as ``ip-adapter``). Adding a feature space is one ``BankKind`` entry in
 ``store.BANK_KINDS`` plus one image encoder class in ``feature_encoders`` (``image_size``,
-``features(pixels) -> {feature name: tensor}``, ``describe()``); ``build`` sums whatever
-features the encoder gives per cluster.
+``features(pixels) -> {feature name: tensor}`` with ``image_embeds`` and the kind's feature,
+``describe()``); ``build`` sums every feature the encoder gives per cluster.
 
 Modules: ``build`` (the build: caption checks, clustering, cached sharded extraction via
 ``extract``, accelerate processes), ``kmeans`` (scikit-learn), ``store`` (file format,

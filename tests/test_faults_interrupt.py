@@ -169,7 +169,7 @@ def pairs(tmp_path_factory):
 def _train(sd, pairs, out, *extra):
     return ["train-dpo", "--data", str(pairs), "--base", str(sd["pipeline"]), "--adapter", str(sd["adapter_base"]),
             "--out", str(out), "--steps", "4", "--resolution", str(RES), "--beta", "500", "--lr", "3e-3", "--seed", "3",
-            "--checkpoint-every", "2", *extra]
+            "--checkpoint-every", "2", "--log-with", "none", "--cache-latents", "off", *extra]
 
 
 def _crash_training_at(monkeypatch, step: int):
@@ -194,7 +194,8 @@ def test_dpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(sd, pair
     _crash_training_at(monkeypatch, 3)
     assert main(_train(sd, pairs, out)) == 1
     assert "interrupted" in capsys.readouterr().err
-    assert _files_in(out.parent) == ["dpo.safetensors.checkpoints", "dpo.safetensors.checkpoints/step_00000002.pt"]
+    assert [p for p in _files_in(out.parent) if p.count("/") < 2] == ["dpo.safetensors.checkpoints",
+                                                                    "dpo.safetensors.checkpoints/step_00000002"]
     monkeypatch.undo()
     assert main(_train(sd, pairs, out, "--resume", "--json")) == 0
     assert '"resumed_from": 2' in capsys.readouterr().out
@@ -211,7 +212,7 @@ def test_dpo_interrupted_while_saving_a_checkpoint_keeps_the_previous_one(sd, pa
     def save_half_then_interrupt(obj, path, *args, **kwargs):
         saves["n"] += 1
         real_save(obj, path, *args, **kwargs)
-        if saves["n"] == 2:  # step 4's checkpoint (of 6 steps): written halfway, then the interrupt
+        if saves["n"] == 5:  # step 4's checkpoint (of 6; accelerate torch.saves 3 files per checkpoint): cut
             with open(path, "r+b") as handle:
                 handle.truncate(handle.seek(0, 2) // 2)
             raise KeyboardInterrupt
@@ -223,7 +224,8 @@ def test_dpo_interrupted_while_saving_a_checkpoint_keeps_the_previous_one(sd, pa
     assert main(argv) == 1
     capsys.readouterr()
     monkeypatch.undo()
-    assert _files_in(tmp_path) == ["dpo.safetensors.checkpoints", "dpo.safetensors.checkpoints/step_00000002.pt"]
+    assert [p for p in _files_in(tmp_path) if p.count("/") < 2] == ["dpo.safetensors.checkpoints",
+                                                                  "dpo.safetensors.checkpoints/step_00000002"]
     assert main([*argv, "--resume", "--json"]) == 0
     assert '"resumed_from": 2' in capsys.readouterr().out
 

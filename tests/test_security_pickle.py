@@ -163,13 +163,20 @@ def test_pipeline_folder_with_pickled_component_refuses(tmp_path, marker):
 
 
 def test_train_dpo_resume_refuses_pickled_checkpoint(tmp_path, marker):
-    """The newest ``step_*.pt`` in the checkpoint folder is read weights-only: a pickle payload is refused
-    before any of the run's state is touched."""
-    from emotion_core.training.trainer import CHECKPOINT_PREFIX, _resume
+    """train-dpo's checkpoints are accelerate ``save_state`` folders, read weights-only: a pickle payload in
+    the optimizer state is refused, naming the checkpoint."""
+    from accelerate import Accelerator
 
-    write_evil(tmp_path / f"{CHECKPOINT_PREFIX}00000007.pt", marker)
-    message = refused(_resume, tmp_path, None, None, None)
-    assert f"{CHECKPOINT_PREFIX}00000007.pt" in message
+    from emotion_core.training import checkpoints
+
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(4, 8)
+    model, optimizer = accelerator.prepare(model, torch.optim.AdamW(model.parameters()))
+    folder = tmp_path / f"{checkpoints.PREFIX}00000007"
+    accelerator.save_state(str(folder))
+    write_evil(folder / "optimizer.bin", marker)
+    message = refused(checkpoints.load, accelerator, folder)
+    assert f"{checkpoints.PREFIX}00000007" in message
 
 
 def _pair_row(tokens: str) -> dict:

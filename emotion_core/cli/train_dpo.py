@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -77,8 +78,8 @@ def register(commands) -> None:
                         help="VAE-encode each image once into --latent-cache (auto: when the data set fits "
                         "--cache-budget-gb; default auto)")
     parser.add_argument("--latent-cache", metavar="DIR",
-                        help="latent cache folder, keyed by image content, reusable across runs (default: "
-                        "OUT.latents/)")
+                        help="latent cache folder, keyed by image content, kept and reusable across runs (default: "
+                        "OUT.latents/, removed once the run has finished)")
     parser.add_argument("--cache-budget-gb", type=positive_float, default=8.0,
                         help="largest latent cache --cache-latents auto builds, in GB (default 8)")
     parser.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
@@ -167,6 +168,8 @@ def run(args: argparse.Namespace) -> dict | None:
     if not result.is_main_process:
         return None  # one process writes the files and the report
     written = _write(args, adapter, result, out, lora_path, len(examples))
+    if not args.latent_cache:  # the default cache beside OUT served this run (kept if it was interrupted)
+        shutil.rmtree(config.cache_dir, ignore_errors=True)
     return {**written, "layout": adapter.layout.describe(), "train": args.train, "pairs": len(examples),
             "skipped": len(skipped), "steps": args.steps, "resumed_from": result.start_step, **result.summary(),
             "seconds": round(time.perf_counter() - started, 2)}

@@ -67,14 +67,19 @@ def save(accelerator, folder: Path, step: int, settings: dict) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (partial / STATE_FILE).write_text(json.dumps({"step": step, **settings}, indent=1))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
-        for old in checkpoints(folder)[:-KEEP]:
-            shutil.rmtree(old, ignore_errors=True)
+    try:
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (partial / STATE_FILE).write_text(json.dumps({"step": step, **settings}, indent=1))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(partial, final)
+            for old in checkpoints(folder)[:-KEEP]:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:  # interrupted or failed: the half-written folder goes, the previous checkpoint stays
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     return final
 

@@ -48,7 +48,7 @@ def dry_run(capsys, data, bank, *extra):
     return json.loads(line)
 
 
-def nearest_clusters(bank, encode, emotion, caption, k=3):
+def nearest_clusters(bank, encode, emotion, caption, k=1):
     cosine = F.normalize(bank.text_centres[emotion], dim=-1) @ encode([caption])[0]
     return torch.argsort(cosine, descending=True, stable=True)[:k].tolist()
 
@@ -124,9 +124,16 @@ def test_load_examples_embeds_and_bank_kind(trees, bank_file, comfy_models_dir):
     examples, skipped = load_examples(_args("--data", trees["emopair"], "--bank", bank_file), base.layout.cross_dim,
                                       base.layout)
     assert len(examples) == 8 and not skipped
+    bank = load_bank(bank_file)
     for example in examples:
         assert example.positive.embeds.shape == (1, 1024) and example.negative.embeds.shape == (1, 1024)
         assert not example.needs_encoder and example.positive.images == () and example.negative.tokens is None
+        (cluster,) = example.provenance["positive"]["clusters"]
+        torch.testing.assert_close(example.positive.embeds[0], bank.visual_centres[example.pair.target_emotion][cluster])
+    mixed, _ = load_examples(_args("--data", trees["emopair"], "--bank", bank_file, "--top-k", "3"), 768)
+    first = mixed[0].provenance["positive"]
+    hit = bank.retrieve(first["emotion"], None, 1)  # shapes only: a weighted mix of 3 centres is one prompt
+    assert len(first["clusters"]) == 3 and mixed[0].positive.embeds.shape == hit.features.shape
     plus = load_adapter(comfy_models_dir / TEST_FILES["adapter_sd15_plus"])
     with pytest.raises(InvalidInputError, match="built for ip-adapter adapters"):
         load_examples(_args("--data", trees["emopair"], "--bank", bank_file), plus.layout.cross_dim, plus.layout)

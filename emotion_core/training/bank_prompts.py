@@ -63,7 +63,7 @@ class BankPromptPicker:
     by ``encode_text`` (the bank's own text tower, already checked against the bank)."""
 
     def __init__(self, bank: PromptBank, encode_text: Callable[[Sequence[str]], torch.Tensor], policy: str,
-                 top_k: int = 3, combine: str = "weighted", confusion: Mapping[str, str] | None = None):
+                 top_k: int = 1, combine: str = "weighted", confusion: Mapping[str, str] | None = None):
         self.bank, self.encode_text, self.policy = bank, encode_text, parse_policy(policy)
         self.top_k, self.combine = top_k, combine
         if self.policy == MOST_CONFUSED and confusion is None:
@@ -83,8 +83,12 @@ class BankPromptPicker:
     def _pick(self, emotion: str, caption: str) -> BankPick:
         self.encode([caption])
         retrieval = self.bank.retrieve(emotion, self._queries[caption], self.top_k)
-        return BankPick(emotion, retrieval.indices, retrieval.similarities,
-                        combined_features(retrieval, self.combine))
+        if len(retrieval.indices) == 1:  # a view of the bank's centre: pairs share it, memory stays the bank's
+            index = retrieval.indices[0]
+            embeds = self.bank.kind_centres(emotion)[index:index + 1].float()
+        else:  # a mix per caption: [1, ...] per pair (a plus bank's [1, 257, 1280] is 1.3 MB)
+            embeds = combined_features(retrieval, self.combine)
+        return BankPick(emotion, retrieval.indices, retrieval.similarities, embeds)
 
     def negative_emotion(self, target: str, own_negative: str | None, caption: str) -> str:
         """The negative visual prompt's emotion for a pair (see the module docstring)."""

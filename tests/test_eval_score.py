@@ -43,6 +43,15 @@ def tree(tmp_path_factory):
     return write_emotion_tree(tmp_path_factory.mktemp("eval_tree") / "data", ("amusement", "awe", "sadness"), 3)
 
 
+@pytest.fixture(scope="module")
+def plain_run(tree, eval_critics, tmp_path_factory):
+    """An uninterrupted run of the tree with the EmoEdit probe, for the resume tests to equal."""
+    run = tmp_path_factory.mktemp("plain") / "run"
+    assert main(["eval", "score", str(tree), "--out", str(run), "--no-progress", "--workers", "0",
+                 "--eval-batch-size", "2", "--bootstrap", "200", "--critic", str(eval_critics["critic_emoedit"])]) == 0
+    return run
+
+
 def _rows(run):
     return [json.loads(line) for line in (run / "rows.jsonl").read_text().splitlines()]
 
@@ -89,11 +98,10 @@ def test_eval_score_writes_every_output(tree, eval_critics, tmp_path, capsys):
     assert report.count("data:image/png;base64,") == 4 and report.count("data:image/jpeg;base64,") == 9
 
 
-def test_resume_after_an_interrupt_equals_the_plain_run(tree, eval_critics, tmp_path, capsys):
+def test_resume_after_an_interrupt_equals_the_plain_run(tree, eval_critics, plain_run, tmp_path, capsys):
     critic = eval_critics["critic_emoedit"]
-    plain, resumed = tmp_path / "plain", tmp_path / "resumed"
-    assert _score(capsys, tree, plain, critic)[0] == 0
-    assert _score(capsys, tree, resumed, critic)[0] == 0
+    plain, resumed = plain_run, tmp_path / "resumed"
+    shutil.copytree(plain, resumed)
     # as if interrupted: only 3 rows merged, one more in a part file, then a half-written row
     lines = (resumed / "rows.jsonl").read_text().splitlines(keepends=True)
     (resumed / "rows.jsonl").write_text("".join(lines[:3]))
@@ -204,13 +212,13 @@ def test_emoset_118k_layout_and_split(eval_critics, tmp_path, capsys):
     assert code == 2 and "empty" in err
 
 
-def test_a_real_interrupt_leaves_whole_rows_and_the_rerun_finishes(tree, eval_critics, tmp_path, capsys, monkeypatch):
+def test_a_real_interrupt_leaves_whole_rows_and_the_rerun_finishes(tree, eval_critics, plain_run, tmp_path, capsys,
+                                                                  monkeypatch):
     """Ctrl-C during the third batch: exit 1, the two finished batches are on disk as whole rows, no
     summary; the rerun scores only the rest and equals an uninterrupted run."""
     from emotion_core.evaluation import rows as rows_module
 
     critic = eval_critics["critic_emoedit"]
-    assert _score(capsys, tree, tmp_path / "plain", critic)[0] == 0
     calls = {"n": 0}
     original = rows_module.RowScorer.score
 
@@ -230,4 +238,4 @@ def test_a_real_interrupt_leaves_whole_rows_and_the_rerun_finishes(tree, eval_cr
     monkeypatch.setattr(rows_module.RowScorer, "score", original)
     code, lines, _ = _score(capsys, tree, run, critic)
     assert code == 0 and [e["total"] for e in lines if e["event"] == "progress"][-1] == 6
-    assert (run / "summary.json").read_text() == (tmp_path / "plain" / "summary.json").read_text()
+    assert (run / "summary.json").read_text() == (plain_run / "summary.json").read_text()

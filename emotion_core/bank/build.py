@@ -53,7 +53,7 @@ class BuildSettings:
     allow_degenerate_captions: bool = False
     batch_size: int = 32
     workers: int = 0
-    shard_size: int = 1024
+    shard_size: int = 4096
     cache_dir: str | None = None
     keep_cache: bool = False
     show_progress: bool = True

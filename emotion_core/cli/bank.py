@@ -56,8 +56,9 @@ def register(commands) -> None:
     build.add_argument("--batch-size", type=positive_int, default=32, help="images per encoder batch (default 32)")
     build.add_argument("--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1),
                        help="DataLoader worker processes decoding images (default min(4, CPUs))")
-    build.add_argument("--shard-size", type=positive_int, default=1024,
-                       help="images per cached feature shard (default 1024)")
+    build.add_argument("--shard-size", type=positive_int, default=4096,
+                       help="images per cached feature shard: the unit a resumed build redoes, and of cache disk "
+                       "use (default 4096: EmoSet-118K's train split in 24 shards)")
     build.add_argument("--cache-dir", metavar="DIR", help="feature cache (default OUT.cache); an interrupted build "
                        "resumes from it")
     build.add_argument("--keep-cache", action="store_true", help="keep the feature cache after a finished build")

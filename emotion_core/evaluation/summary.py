@@ -172,8 +172,10 @@ def _fmt(stat: dict | None, percent: bool) -> str:
     if not mean:
         return "-"
     unit = "%" if percent else ""
-    mean, low, high = (f"{float(v):.2f}" if percent else f"{float(v):.3f}" for v in (mean, low or mean, high or mean))
-    return f"{mean}{unit} [{low}, {high}]"
+    shown = [f"{float(v):.2f}" if percent else f"{float(v):.3f}" for v in (mean, low, high) if v]
+    if len(shown) == 1:  # one value (or no resampling): no interval
+        return f"{shown[0]}{unit} (n={stat['n']})"
+    return f"{shown[0]}{unit} [{shown[1]}, {shown[2]}]"
 
 
 PERCENT = {"emo_a", "emo_a_2class"}

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from emotion_core.cli import main
 from emotion_core.testing.preference_assets import write_colour_pairs
@@ -49,8 +48,8 @@ def _launch(*command: str) -> subprocess.CompletedProcess:
 def _args(files, data, out, batch: int) -> list[str]:
     return ["train-dpo", "--data", str(data), "--base", str(files["pipeline"]), "--adapter",
             str(files["adapter_base"]), "--out", str(out), "--train", "both", "--lora-rank", "2", "--steps", "4",
-            "--batch-size", str(batch), "--resolution", str(RES), "--beta", "500", "--lr", "3e-4", "--adam-epsilon", "1e-4", "--seed", "5",
-            "--cache-latents", "off", "--log-with", "none", "--no-progress", "--json"]
+            "--batch-size", str(batch), "--resolution", str(RES), "--beta", "500", "--lr", "3e-4", "--adam-epsilon",
+            "1e-4", "--seed", "5", "--cache-latents", "off", "--log-with", "none", "--no-progress", "--json"]
 
 
 @pytest.fixture(scope="module")

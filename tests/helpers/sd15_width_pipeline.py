@@ -40,5 +40,6 @@ def write_sd15_width_pipeline(tiny: dict, folder: Path, seed: int = 0) -> dict:
     unet.save_pretrained(folder / "unet")
     shapes = adapter_shapes("base", CROSS_DIM, [site.inner_dim for site in diffusers_attn2_sites(unet)])
     shapes["image_proj.proj.weight"] = (4 * CROSS_DIM, VISION_PROJECTION)
-    adapter = save_safetensors(random_state_dict(shapes, seed=seed, dtype=torch.float32), folder / "adapter.safetensors")
+    adapter = save_safetensors(random_state_dict(shapes, seed=seed, dtype=torch.float32),
+                               folder / "adapter.safetensors")
     return {"pipeline": folder, "adapter_base": adapter, "unet_state": state}

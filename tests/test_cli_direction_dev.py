@@ -51,7 +51,7 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, needle):
 
 
 def test_make_test_models_writes_every_format(capsys, tmp_path):
-    code, out, _ = run(capsys, "dev", "make-test-models", str(tmp_path / "models"), "--json")
+    code, out, _ = run(capsys, "dev", "make-test-models", str(tmp_path / "models"), "--with-emoset", "--json")
     assert code == 0
     files = json.loads(out)["files"]
     for role, rel in TEST_FILES.items():
@@ -60,3 +60,11 @@ def test_make_test_models_writes_every_format(capsys, tmp_path):
             continue
         assert (tmp_path / "models" / rel).is_file(), role
         assert files[role].endswith(rel)
+    # --with-emoset: EmoSet-118K's and EmoPair's published layouts, read by their readers
+    from emotion_core.datasets.emoset import read_emoset
+    from emotion_core.preference import read_dataset
+
+    emoset = tmp_path / "models" / "datasets" / "emoset_tiny"
+    assert files["emoset_root"] == str(emoset) and (emoset / "info.json").is_file()
+    assert read_emoset(emoset, "train").total == 48 and not read_emoset(emoset, "test").missing_annotations
+    assert read_dataset(files["emopair_root"]).layout == "emopair"

@@ -40,23 +40,26 @@ ADAPTER = "test_ip_adapter_sd15.safetensors"
 BANK = "test_emotion_bank.safetensors"
 
 
-def graphs(steps: int) -> dict[str, dict]:
+def graphs(steps: int, side: int) -> dict[str, dict]:
     """API-format prompts of the four variants, built from the shipped quickstart graph."""
     base = json.loads((ROOT / "workflows" / "api" / "emotion_quickstart.json").read_text(encoding="utf-8"))
     base["7"]["inputs"]["steps"] = steps
+    base["6"]["inputs"]["width"] = base["6"]["inputs"]["height"] = side
+    prompt = base["2"]["inputs"]["text"]
     visual = {
         "100": {"class_type": "VisualPromptAdapterLoader", "inputs": {"adapter_name": ADAPTER}},
         "101": {"class_type": "EmotionVisualPromptBank",
-                "inputs": {"emotion": "awe", "bank_name": BANK, "adapter": ["100", 0], "text": ["2", 0], "top_k": 3,
+                "inputs": {"emotion": "awe", "bank_name": BANK, "adapter": ["100", 0], "text": prompt, "top_k": 3,
                            "combine": "weighted", "negative_emotion": "none"}},
         "102": {"class_type": "EmotionVisualPromptBank",
-                "inputs": {"emotion": "sadness", "bank_name": BANK, "adapter": ["100", 0], "text": ["2", 0],
+                "inputs": {"emotion": "sadness", "bank_name": BANK, "adapter": ["100", 0], "text": prompt,
                            "top_k": 3, "combine": "weighted", "negative_emotion": "none"}},
     }
     injector = {**copy.deepcopy(base), **copy.deepcopy(visual)}
     injector["103"] = {"class_type": "VisualPromptInjector",
                        "inputs": {"model": ["1", 0], "adapter": ["100", 0], "weight": 0.8, "weight_schedule": "uniform",
-                                  "start_percent": 0.0, "end_percent": 1.0, "visual_prompt": ["101", 0]}}
+                                  "start_percent": 0.0, "end_percent": 1.0, "image_combine": "concat",
+                                  "visual_prompt": ["101", 0]}}
     injector["7"]["inputs"]["model"] = ["103", 0]
     dpo = {**copy.deepcopy(base), **copy.deepcopy(visual)}
     sampler = dpo["7"]["inputs"]
@@ -80,6 +83,7 @@ def execution_seconds(entry: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="sampling steps (default 20, as the quickstart)")
+    parser.add_argument("--side", type=int, default=512, help="image side (default 512, as the quickstart)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per variant, interleaved (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the server (default 1)")
     args = parser.parse_args(argv)
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     from helpers.comfyui_server import ComfyUIServer, prepare_base_dir
 
-    variants = graphs(args.steps)
+    variants = graphs(args.steps, args.side)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="bench_comfyui_") as base_dir:
         prepare_base_dir(Path(base_dir))
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = lambda a, b: round(statistics.median(seconds[a]) / statistics.median(seconds[b]), 4)
     ratio_min = lambda a, b: round(min(seconds[a]) / min(seconds[b]), 4)
     print(json.dumps({
-        "benchmark": "comfyui_e2e", "graph": "emotion_quickstart (test_sd15_tiny, 512x512)", "steps": args.steps,
+        "benchmark": "comfyui_e2e", "graph": f"emotion_quickstart (test_sd15_tiny, {args.side}x{args.side})", "steps": args.steps,
         "repeats": args.repeats, "threads": args.threads, "seconds": summary,
         "injector_ratio": ratio("injector", "ksampler"), "injector_ratio_min": ratio_min("injector", "ksampler"),
         "dpo_ratio": ratio("dpo", "injector"), "dpo_ratio_min": ratio_min("dpo", "injector"),

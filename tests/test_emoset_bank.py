@@ -145,6 +145,7 @@ def test_plus_bank_holds_hidden_state_centres(tmp_path, emoset, clip_file, tiny_
     from emotion_core.bank.extract import CroppedImages
     from emotion_core.bank.feature_encoders import clip_vision_encoder
     from emotion_core.bank.retrieval import bank_visual_prompt, check_bank_fits
+    from emotion_core.bank.store import save_bank
     from emotion_core.visual_prompt import load_adapter
 
     settings = BuildSettings(clusters=3, kind="ip-adapter-plus", image_encoder="clip-vision",
@@ -169,6 +170,14 @@ def test_plus_bank_holds_hidden_state_centres(tmp_path, emoset, clip_file, tiny_
     plus, base = load_adapter(tiny_sd_pipeline["adapter_plus"]), load_adapter(tiny_sd_pipeline["adapter_base"])
     prompt = bank_visual_prompt(plus, bank, "fear", bank.text_centres["fear"][0], 1, negative_emotion="awe")
     assert prompt.variant == "plus" and prompt.tokens["negative_visual"].shape[-1] == plus.layout.cross_dim
+    # the unconditional tokens are the neutral picture's, as an image prompt's (build_visual_prompt) are
+    from emotion_core.visual_prompt import build_visual_prompt, neutral_image
+
+    image_prompt = build_visual_prompt(plus, lambda images: encoder.encoder.features(images, plus.layout.feature_name),
+                                       neutral_image(32))
+    torch.testing.assert_close(prompt.tokens["negative"], image_prompt.tokens["negative"], atol=1e-4, rtol=1e-4)
+    reloaded = load_bank(save_bank(bank, tmp_path / "plus_bank.safetensors"))
+    torch.testing.assert_close(reloaded.neutral["visual_hidden_centres"], bank.neutral["visual_hidden_centres"])
     with pytest.raises(InvalidInputError, match="built for ip-adapter-plus adapters"):
         check_bank_fits(bank, base)
 

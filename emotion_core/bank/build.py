@@ -240,6 +240,12 @@ def _assemble(images, clustered, offsets, sums, counts, encode_text, encoder, ki
             extra.setdefault(kind.group, {})[emotion] = (feature / divisor.view(-1, *[1] * (feature.ndim - 1))).float()
     if not text_centres:
         raise InvalidInputError(f"{folder}: no readable images")
+    neutral = {}
+    if kind.group != "visual_centres":  # the encoder's "no image" features, what image prompts use for plus
+        from ..visual_prompt.prompt import neutral_image
+
+        pixels = neutral_image(encoder.image_size).permute(0, 3, 1, 2)
+        neutral[kind.group] = encoder.features(pixels)[kind.feature].float().cpu()
     failed_names = [str(paths[i]) for i, _ in failed]
     metadata = {
         "built_for": kind.name,
@@ -255,7 +261,8 @@ def _assemble(images, clustered, offsets, sums, counts, encode_text, encoder, ki
         "unreadable_images": failed_names[:100],
         "seed": settings.seed,
     }
-    return PromptBank(text_centres, visual_centres, member_counts, encode_text(list(PROBE_TEXTS)), metadata, extra)
+    return PromptBank(text_centres, visual_centres, member_counts, encode_text(list(PROBE_TEXTS)), metadata, extra,
+                      neutral)
 
 
 def remove_cache(cache: Path) -> None:

@@ -57,7 +57,7 @@ def check_bank_fits_layout(bank: PromptBank, layout: AdapterLayout) -> None:
             f"{layout.feature_dim}-d {layout.feature_name}; build the bank with the CLIP model the adapter was "
             "trained with (ViT-H/14 for the public SD1.5 and *_vit-h SDXL adapters)"
         )
-    if encoder.get("kind") != "clip":
+    if encoder.get("kind") not in ("clip", "clip-vision"):
         log.warning("bank visual features come from %s, not CLIP; the adapter must have been trained on them",
                     described)
 
@@ -87,7 +87,12 @@ def pooled_for(adapter, bank: PromptBank, emotion: str, retrieval: Retrieval) ->
 
 
 def neutral_features(bank: PromptBank, copies: int = 1) -> torch.Tensor:
-    """The "no image" input of the bank's kind: zero features (as in IP-Adapter training)."""
+    """The "no image" input of the bank's kind: the neutral picture's features when the bank
+    stores them (plus banks: hidden states, as image prompts use), else zero features (as in
+    IP-Adapter training)."""
+    stored = bank.neutral.get(bank.kind.group)
+    if stored is not None and bank.kind.adapter_variant != "redux":
+        return stored.float().repeat(copies, *[1] * (stored.ndim - 1))
     shape = bank.kind_centres(bank.emotions[0]).shape[1:]
     if bank.kind.adapter_variant == "redux":  # only Flux IP-Adapters read one: its pooled centres
         shape = bank.visual_centres[bank.emotions[0]].shape[1:]

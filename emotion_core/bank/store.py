@@ -85,6 +85,9 @@ class PromptBank:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # kind tensor group (other than visual_centres) -> emotion -> [K, ...]
     extra_centres: Mapping[str, Mapping[str, torch.Tensor]] = field(default_factory=dict)
+    # kind tensor group -> [1, ...]: the encoder's features of the neutral "no image" picture
+    # (plus adapters' unconditional input, as for image prompts); absent: zero features
+    neutral: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.text_centres:
@@ -192,6 +195,8 @@ class PromptBank:
             out[f"counts.{emotion}"] = self.counts[emotion]
             for group, centres in self.extra_centres.items():
                 out[f"{group}.{emotion}"] = centres[emotion]
+        for group, tensor in self.neutral.items():
+            out[f"neutral.{group}"] = tensor
         return out
 
 
@@ -212,10 +217,13 @@ def load_bank(path: str | Path) -> PromptBank:
                                f"(this version reads {FORMAT_VERSION}); rebuild it")
     state = load_state_dict(path)
     groups: dict[str, dict[str, torch.Tensor]] = {group: {} for group in CENTRE_GROUPS}
+    neutral = {}
     for key, tensor in state.items():
         group, _, emotion = key.partition(".")
         if group in groups and emotion in EMOTIONS:
             groups[group][emotion] = tensor
+        elif group == "neutral" and emotion in CENTRE_GROUPS:
+            neutral[emotion] = tensor
         elif key != "text_probe":
             raise ModelFormatError(f"{path.name}: unexpected tensor {key!r} in a prompt bank")
     if "text_probe" not in state:
@@ -223,6 +231,6 @@ def load_bank(path: str | Path) -> PromptBank:
     try:
         extra = {g: groups[g] for g in CENTRE_GROUPS[3:] if groups[g]}
         return PromptBank(groups["text_centres"], groups["visual_centres"], groups["counts"], state["text_probe"],
-                          metadata, extra)
+                          metadata, extra, neutral)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{path.name}: {exc}") from exc

@@ -58,6 +58,23 @@ def fit_prompt(text: str, subject: str, token_budget: int) -> tuple[str, str]:
                   f"{len(text) - len(kept)} characters")
 
 
+def vary_mentions(phrases: list[tuple[str, str]], thing: str) -> list[tuple[str, str]]:
+    """After the first phrase that names the subject, later ones say only its head noun ('the bowl of ramen',
+    then 'the ramen'): the same long noun three times reads like a template."""
+    head = thing.split()[-1] if thing else ""
+    if not head or head == thing:
+        return phrases
+    seen = False
+    varied = []
+    for family, phrase in phrases:
+        if thing in phrase:
+            if seen:
+                phrase = phrase.replace(thing, head)
+            seen = True
+        varied.append((family, phrase))
+    return varied
+
+
 def compose_prompt(semantics: Semantics, phrases: list[tuple[str, str]], token_budget: int) -> tuple[str, list[int]]:
     """The rewritten prompt and the indices of ``phrases`` (``(family, phrase)``, priority order) it used."""
     limit = content_budget(token_budget)

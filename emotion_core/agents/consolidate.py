@@ -21,6 +21,7 @@ from .proposals import AgentChain, Critique, Proposal
 from .sampling import gumbel, rng_for
 
 OWN_WEIGHT = 0.5
+MAX_SUBJECT_MENTIONS = 3  # phrases that repeat the subject's noun: more reads like a template
 
 
 @dataclass
@@ -81,12 +82,18 @@ def consolidate(chains: list[AgentChain], critiques: list[Critique], context: Re
     keyed = sorted(ballots, key=lambda b: -(math.log(b.votes) + tau * gumbel(rng)))
     families: set[str] = set()
     kept: list[Ballot] = []
+    mentions = 0
+    thing = request.subject.thing
     for ballot in keyed:
         if len(kept) == max_concepts:
             break
         family = ballot.proposal.family
         if ballot.excluded or family in families or (crowded(families, family) and not request.semantics.is_person):
             continue
+        names_subject = bool(thing) and thing in ballot.proposal.phrase
+        if names_subject and mentions == MAX_SUBJECT_MENTIONS:
+            continue
+        mentions += names_subject
         families.add(family)
         ballot.kept = True
         kept.append(ballot)

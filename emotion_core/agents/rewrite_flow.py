@@ -20,7 +20,7 @@ from ..taxonomy import parse_emotion
 from .appraisal import appraise
 from .backends import BackendSettings, BackendUnavailable, make_backend
 from .backends.builtin import BuiltinBackend
-from .compose import compose_negative, compose_prompt, fit_prompt
+from .compose import compose_negative, compose_prompt, fit_prompt, vary_mentions
 from .consolidate import consolidate
 from .context import RewriteContext
 from .personas import select_personas
@@ -147,7 +147,9 @@ def rewrite(prompt: str, emotion: str, *, agents: int = DEFAULT_AGENTS, creativi
     ballots = consolidate(chains, critiques, context, max_concepts)
     kept = [b for b in ballots if b.kept]
     phrases = [(b.proposal.family, b.proposal.phrase) for b in kept]
-    text, used = compose_prompt(semantics, phrases, token_budget)
+    _, used = compose_prompt(semantics, phrases, token_budget)
+    shown = dict(zip(used, vary_mentions([phrases[i] for i in used], subject.thing)))  # in reading order
+    text = ", ".join([semantics.core] + [shown[i][1] for i in used])
     for index, ballot in enumerate(kept):
         if index not in used:
             ballot.kept = False
@@ -169,7 +171,7 @@ def rewrite(prompt: str, emotion: str, *, agents: int = DEFAULT_AGENTS, creativi
         "excluded": context.excluded,
         "chain": [_chain_record(c, k) for c, k in zip(chains, critiques)],
         "votes": [b.as_dict() for b in ballots],
-        "concepts": [{"family": phrases[i][0], "concept": kept[i].proposal.name, "phrase": phrases[i][1],
+        "concepts": [{"family": phrases[i][0], "concept": kept[i].proposal.name, "phrase": shown[i][1],
                       "from": kept[i].proposal.id} for i in used],
         "rewrite": text,
         "negative": negative,

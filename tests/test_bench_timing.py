@@ -6,8 +6,14 @@ import time
 import pytest
 import torch
 
-from emotion_core.benchmarks.timing import (Timing, add_timing_arguments, check_timing_arguments, pinned_threads,
-                                            ratio_figures, time_interleaved)
+from emotion_core.benchmarks.timing import (
+    Timing,
+    add_timing_arguments,
+    check_timing_arguments,
+    pinned_threads,
+    ratio_figures,
+    time_interleaved,
+)
 from emotion_core.errors import InvalidInputError
 
 

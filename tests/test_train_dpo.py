@@ -144,6 +144,20 @@ def test_resume_is_byte_identical_and_refuses_other_settings(tiny, colour_pairs,
                       encoder, progress=False)
 
 
+def test_gradient_accumulation_equals_the_larger_batch(tiny, colour_pairs):
+    files, pipe, encoder = tiny
+    adapter = load_adapter(files["adapter_base"])
+    examples = _examples(colour_pairs, adapter)
+    settings = {"steps": 2, "lr": 3e-4, "adam_epsilon": 1e-4}  # as the multi-process test, which says why
+    big = train_dpo(pipe, adapter, examples, _config(**settings, batch_size=2), encoder, progress=False)
+    accumulated = train_dpo(pipe, adapter, examples, _config(**settings, grad_accum=2), encoder, progress=False)
+    assert accumulated.global_batch == big.global_batch == 2 and len(accumulated.losses) == 2
+    assert accumulated.losses == pytest.approx(big.losses, rel=1e-3)  # beta 500 magnifies rounding
+    trained = accumulated.adapter.state_dict()
+    worst = max(float((value - trained[key]).abs().max()) for key, value in big.adapter.state_dict().items())
+    assert worst <= 1e-5
+
+
 def test_latent_cache_encodes_each_image_once_and_changes_nothing(tiny, colour_pairs, tmp_path):
     from emotion_core.training.latent_cache import LatentCache, module_digest
 
@@ -209,8 +223,10 @@ def test_cli_trains_writes_the_files_and_reports(tiny, colour_pairs, tmp_path, c
     assert main([*argv, "--overwrite"]) == 0
 
 
-def test_cli_bad_input(tiny, tmp_path, capsys, monkeypatch):
+def test_cli_dry_run_needs_no_model_and_bad_input(tiny, colour_pairs, tmp_path, capsys, monkeypatch):
     files, _, _ = tiny
+    assert main(["train-dpo", "--data", str(colour_pairs), "--dry-run", "--json"]) == 0  # no --base/--adapter/--out
+    assert json.loads(capsys.readouterr().out)["count"] == 6
     bare = write_pairs_without_visual_prompts(tmp_path / "bare", size=RES)
     assert main(_argv(files, bare, tmp_path / "a.safetensors")) == 2
     assert "--bank" in capsys.readouterr().err

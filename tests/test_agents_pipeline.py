@@ -185,3 +185,14 @@ def test_the_encoder_judges_fit_and_speed_is_for_the_benchmark():
     chosen = [c for agent in result.chain for c in agent["appraisal"]["chosen"]]
     assert any(c["fit"] != 0.0 for c in chosen) and any(c["emotion_margin"] > 0 for c in chosen)
     assert knowledge("fear").description
+
+
+def test_benchmark_subjects_and_descriptions_are_held_out_from_the_knowledge_base():
+    from emotion_core.benchmarks.rewrite_heldout import DESCRIPTIONS, SUBJECTS, TUNING_SUBJECTS, clash
+
+    assert not {p for p, _, _ in SUBJECTS} & set(TUNING_SUBJECTS)
+    for emotion, text in DESCRIPTIONS.items():
+        assert text != knowledge(emotion).description and knowledge(emotion).description not in text
+    # the clash judge has its own place words and catches the example
+    assert clash("a dark haunted forest looming behind", "indoor", "interior") == "forest"
+    assert clash("warm lamplight pooling around the teapot", "indoor", "interior") == ""

@@ -96,8 +96,12 @@ def test_bench_rewrite_json(capsys):
     assert code == 0 and len(lines) == 1
     figures = lines[0]
     for key in ("alignment", "preservation", "diversity_seeds", "diversity_subjects", "ms_per_rewrite",
-                "concurrency_ratio", "template"):
+                "concurrency_ratio", "template", "template_seeded", "phrase_subject_fit", "phrase_subject_fit_chance",
+                "phrase_alignment", "subject_clash", "threads", "goals_met"):
         assert key in figures
-    assert figures["template"]["diversity_seeds"] == pytest.approx(0.0, abs=1e-6)
+    assert figures["threads"] == 1 and figures["phrases"] >= 2 * 8 * 2 * 3
+    assert figures["template"]["diversity_seeds"] == pytest.approx(0.0, abs=1e-6)  # one wording: no diversity
+    assert figures["template_seeded"]["diversity_seeds"] > 0.0  # the fair baseline varies by seed too
     assert figures["diversity_seeds"] > 0.05
+    assert 0.0 <= figures["phrase_subject_fit"] <= 1.0 and figures["phrase_subject_fit_chance"] == 1.0  # 2 subjects
     assert figures["concurrency_ratio"] < 1.5

@@ -43,4 +43,4 @@ def test_readme_sample_is_what_the_command_prints(argv, expected, capsys, monkey
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out.splitlines()
     for line in expected:
-        assert line in printed, f"README sample is stale; the command now prints:\n" + "\n".join(printed)
+        assert line in printed, "README sample is stale; the command now prints:\n" + "\n".join(printed)

@@ -277,3 +277,20 @@ def test_dpo_sampler_on_flux_with_an_xlabs_adapter(models, comfyui_server):
     sdxl_text = _encode(sdxl_clip, PROMPT)
     with pytest.raises(InvalidInputError, match=r"adapter is for Flux .* but the model is an SD1.5/SDXL UNet"):
         sample(2.0, model=sdxl_model, positive=sdxl_text, negative=sdxl_text, latent_image=_latent("sdxl"))
+
+
+@pytest.mark.parametrize("family,role,prefix,config", [("sdxl", "checkpoint_sdxl", "model.diffusion_model.", "SDXL"),
+                                                        ("flux", "flux_model", "", "Flux"),
+                                                        ("sd3", "sd3_model", "", "SD3")])
+def test_test_models_are_detected_and_fill_every_weight(models, comfyui_server, family, role, prefix, config):
+    """ComfyUI detects each file as its family and every weight of the model it builds comes from the
+    file with the same shape (nothing left uninitialised, nothing unread)."""
+    import comfy.utils
+
+    model = models[family][0]
+    assert type(model.model.model_config).__name__ == config
+    state = comfy.utils.load_torch_file(str(comfyui_server.models_dir / TEST_FILES[role]), safe_load=True)
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    built = model.model.diffusion_model.state_dict()
+    assert set(built) == set(state)
+    assert all(built[k].shape == state[k].shape for k in built)

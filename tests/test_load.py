@@ -55,7 +55,13 @@ SAME_LAYOUT_FILES = {"emoeditor_encoder.safetensors": "test_emoeditor_encoder.sa
 # Loader outputs are cached as ComfyUI's executor caches nodes whose inputs did not change
 # (every other node runs on every execution).
 LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "VAELoader", "EmotionCriticLoader", "VisualPromptAdapterLoader"}
-WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows" / "api").glob("*.json"))
+# The Flux graph needs a DiT model, DualCLIP, Flux Guidance and a Redux style model, which the SD1.5-shaped
+# stand-ins do not model; it runs end to end in real ComfyUI (test_workflows.py, test_families_comfyui.py).
+NEEDS_REAL_COMFYUI = {"emotion_flux_txt2img"}
+WORKFLOWS = [pytest.param(p.stem, marks=pytest.mark.skip(reason="Flux graph: stand-ins have no DiT/Redux; "
+                                                               "covered in real ComfyUI"))
+             if p.stem in NEEDS_REAL_COMFYUI else p.stem
+             for p in sorted((ROOT / "workflows" / "api").glob("*.json"))]
 
 
 # --- the core nodes, on the tiny stand-ins (tests/comfy_standins) -----------------------------------------

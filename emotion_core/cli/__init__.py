@@ -29,7 +29,7 @@ COMMAND_HELP: dict[str, str] = {
     "generate": "generate images for an emotion with an SD1.5-family model (diffusers)",
     "edit": "edit an image toward an emotion (Emotion Critic Loop)",
     "bank": "MC-Diffusion prompt banks",
-    "train-dpo": "negative-visual DPO fine-tuning of a visual prompt adapter",
+    "train-dpo": "negative-visual DPO fine-tuning of a visual prompt adapter and/or a UNet LoRA",
     "convert": "rewrite a .pt/.pth/.bin/.ckpt checkpoint as .safetensors with metadata",
     "eval": "the papers' evaluation tables over a dataset, with an HTML report",
     "bench": "measure quality and speed of a feature",

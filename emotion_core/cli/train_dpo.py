@@ -30,7 +30,7 @@ TRAIN_HELP = ("what trains: adapter (the visual prompt adapter's image key/value
 
 def register(commands) -> None:
     parser = commands.add_parser(
-        "train-dpo", help="negative-visual DPO fine-tuning of a visual prompt adapter",
+        "train-dpo", help="negative-visual DPO fine-tuning of a visual prompt adapter and/or a UNet LoRA",
         description="Diffusion-DPO on preference pairs: the preferred image under text + the target emotion's visual "
         "prompt against the rejected image under the same text + the negative visual prompt. The reference is the "
         "frozen base (the adapter as given, the UNet without LoRA). Corrupt or partial dataset rows are skipped with "

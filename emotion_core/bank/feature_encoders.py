@@ -141,18 +141,24 @@ def clip_image_encoder(clip: OpenClipFile) -> PooledImageEncoder:
     return PooledImageEncoder("clip", clip.path.name, clip.model.visual, clip.preprocess, dim, "image_embeds")
 
 
+def load_local_pretrained(model_class, folder: Path, what: str):
+    """``model_class.from_pretrained`` on a local ``save_pretrained`` folder, never a download; a clear
+    error naming the folder and ``what`` was expected in it."""
+    if not (folder / "config.json").is_file():
+        raise ModelFormatError(f"{folder}: not a transformers model folder (no config.json); pass the folder "
+                               f"{what} was saved to with save_pretrained")
+    try:
+        return model_class.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{folder}: cannot load {what} ({exc})") from exc
+
+
 def dino_image_encoder(folder: str | Path) -> PooledImageEncoder:
     """A transformers ``Dinov2Model`` saved with ``save_pretrained``; read locally, never downloaded."""
     from transformers import Dinov2Model
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ModelFormatError(f"{folder}: not a transformers model folder (no config.json); pass the folder a "
-                               "Dinov2Model was saved to with save_pretrained")
-    try:
-        model = Dinov2Model.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"{folder}: cannot load a Dinov2Model ({exc})") from exc
+    model = load_local_pretrained(Dinov2Model, folder, "a Dinov2Model")
     size = model.config.image_size
     preprocess = ClipPreprocess(size, IMAGENET_MEAN, IMAGENET_STD)
     return PooledImageEncoder("dino", folder.name, model, preprocess, int(model.config.hidden_size), "pooler_output")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelFormatError
+from .feature_encoders import load_local_pretrained
 
 SIGLIP_MEAN_STD = 0.5
 
@@ -41,11 +41,5 @@ def siglip_encoder(folder: str | Path) -> SiglipFeatureEncoder:
     from transformers import SiglipVisionModel
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ModelFormatError(f"{folder}: not a transformers model folder (no config.json); pass the folder a "
-                               "SiglipVisionModel (google/siglip-so400m-patch14-384) was saved to")
-    try:
-        model = SiglipVisionModel.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"{folder}: cannot load a SiglipVisionModel ({exc})") from exc
+    model = load_local_pretrained(SiglipVisionModel, folder, "a SiglipVisionModel (google/siglip-so400m-patch14-384)")
     return SiglipFeatureEncoder(model, folder.name)

@@ -50,6 +50,18 @@ def test_phrases_show_the_emotion_without_naming_it_and_fit_clip():
                 assert count_tokens(text.replace(THING, "old wooden fishing boat")) <= 24, text
 
 
+OPEN_SKY = re.compile(r"\b(?:sky|skies|aurora|rainbow|horizon|clouds?|stars|sunset|sunrise)\b", re.IGNORECASE)
+THROUGH_GLASS = re.compile(r"\b(?:window|glass|pane)\b", re.IGNORECASE)
+
+
+def test_open_sky_elements_are_outdoor_unless_seen_through_a_window():
+    """A sky phenomenon marked "any" would be offered to an indoor subject (aurora over a bowl of ramen)."""
+    wrong = [(emotion, e.phrase) for emotion, graph in all_knowledge().items() for e in graph.elements
+             if e.family in ("weather", "lighting", "scene") and e.slots.where == "any"
+             and OPEN_SKY.search(e.phrase) and not THROUGH_GLASS.search(e.phrase)]
+    assert wrong == []
+
+
 def test_no_element_name_is_shared_between_emotions():
     seen: dict[str, str] = {}
     for emotion, graph in all_knowledge().items():

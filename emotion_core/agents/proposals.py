@@ -76,13 +76,18 @@ class AgentChain:
                "elements": [p.element_name or p.name for p in self.proposals],
                "phrases": [p.phrase for p in self.proposals],
                "proposals": [p.as_dict() for p in self.proposals]}
-        if self.seconds:
-            out["seconds"] = round(self.seconds, 3)
-        if self.error:
-            out["error"] = self.error
-        if self.notes:
-            out["notes"] = self.notes
-        return out
+        return _with_run_details(out, self.seconds, self.error, self.notes)
+
+
+def _with_run_details(out: dict, seconds: float, error: str, notes: list[str]) -> dict:
+    """A round's transcript entry plus how it ran, each only when there is something to say."""
+    if seconds:
+        out["seconds"] = round(seconds, 3)
+    if error:
+        out["error"] = error
+    if notes:
+        out["notes"] = notes
+    return out
 
 
 @dataclass(frozen=True)
@@ -111,10 +116,4 @@ class Critique:
                "votes": [{"for": v.target, "reason": v.reason} for v in self.votes], "rejected": self.rejected}
         if self.scores:
             out["critiques"] = self.scores
-        if self.seconds:
-            out["seconds"] = round(self.seconds, 3)
-        if self.error:
-            out["error"] = self.error
-        if self.notes:
-            out["notes"] = self.notes
-        return out
+        return _with_run_details(out, self.seconds, self.error, self.notes)

@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from .injection import GUIDER_ROLES_OPTION, VisualPromptInjection
+from .injection import VisualPromptInjection
 
 AttentionFn = Callable[..., torch.Tensor]
 
@@ -68,11 +68,7 @@ class ImagePromptAttention:
 
     def image_attention(self, q: torch.Tensor, extra_options: Mapping) -> torch.Tensor:
         """``attn(q, K_ip, V_ip)`` with each batch chunk's own role; one call when the roles' token counts match."""
-        chunks = list(extra_options.get("cond_or_uncond") or [0])
-        if q.shape[0] % len(chunks):
-            raise RuntimeError(f"batch of {q.shape[0]} does not split into {len(chunks)} condition chunks")
-        size = q.shape[0] // len(chunks)
-        roles = self.injection.roles_for(chunks, extra_options.get(GUIDER_ROLES_OPTION))
+        size, roles = self.injection.chunk_roles(q.shape[0], extra_options)
         kv = [self.injection.kv(role, self.layer, q) for role in roles]
         if len({k.shape[0] for k, _ in kv}) == 1:
             k = torch.cat([k.expand(size, -1, -1) for k, _ in kv])

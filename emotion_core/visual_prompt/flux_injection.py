@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInputError
 from .flux_layout import FLUX, XLABS
-from .injection import GUIDER_ROLES_OPTION, ProjectedPrompt, VisualPromptInjection
+from .injection import ProjectedPrompt, VisualPromptInjection
 from .prompt import VisualPrompt
 
 OVERRIDE_OPTION = "optimized_attention_override"
@@ -170,11 +170,7 @@ class FluxImagePromptBlock:
 
     def image_attention(self, q: torch.Tensor, options: Mapping) -> torch.Tensor:
         """``attn(q, K_ip, V_ip)`` with each batch chunk's role -> ``[B, L, hidden]``."""
-        chunks = list(options.get("cond_or_uncond") or [0])
-        if q.shape[0] % len(chunks):
-            raise RuntimeError(f"batch of {q.shape[0]} does not split into {len(chunks)} condition chunks")
-        size = q.shape[0] // len(chunks)
-        roles = self.injection.roles_for(chunks, options.get(GUIDER_ROLES_OPTION))
+        size, roles = self.injection.chunk_roles(q.shape[0], options)
         heads = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(0, 1).unsqueeze(0)
         outs = []
         for i, role in enumerate(roles):

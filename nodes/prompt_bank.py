@@ -33,6 +33,16 @@ cached_bank = cached_load(load_bank, maxsize=2)
 cached_text_encoder = cached_load(load_text_encoder, maxsize=1)
 
 
+def caption_query(bank, text: str):
+    """The text's feature in the bank's caption space (its own open_clip text tower), or None for an
+    empty text (the emotion's largest clusters are used)."""
+    if not text.strip():
+        return None
+    encode = cached_text_encoder(text_encoder_path(bank.text_encoder_file))
+    bank.check_text_encoder(encode)
+    return encode([text.strip()])[0]
+
+
 def text_encoder_path(name: str) -> str:
     """The bank's open_clip file in models/emotion_critic/: by its stored name, else the one
     file of that base name in a sub-folder."""
@@ -91,11 +101,7 @@ class EmotionVisualPromptBank(CheckedNode):
                 negative_emotion: str = NO_NEGATIVE) -> io.NodeOutput:
         bank = cached_bank(model_path("emotion_banks", bank_name))
         check_bank_fits(bank, adapter)  # before the (slow) text tower is loaded
-        query = None
-        if text.strip():
-            encode = cached_text_encoder(text_encoder_path(bank.text_encoder_file))
-            bank.check_text_encoder(encode)
-            query = encode([text.strip()])[0]
+        query = caption_query(bank, text)
         negative = None if negative_emotion == NO_NEGATIVE else negative_emotion
         return io.NodeOutput(bank_visual_prompt(adapter, bank, emotion, query, top_k, combine, negative))
 

@@ -18,7 +18,7 @@ from emotion_core.visual_prompt.redux import (
 from .common import CATEGORY, emotion_combo
 from .input_checks import CheckedNode
 from .model_folders import model_combo, model_path
-from .prompt_bank import TOP_K_MAX, cached_bank, cached_text_encoder, text_encoder_path
+from .prompt_bank import TOP_K_MAX, cached_bank, caption_query
 
 
 class EmotionReduxPrompt(CheckedNode):
@@ -71,11 +71,7 @@ class EmotionReduxPrompt(CheckedNode):
         check_redux_bank(bank)  # before the (slow) text tower is loaded
         if style_model is not None:
             check_style_model(style_model.model.redux_up.in_features, bank.kind_centres(bank.emotions[0]).shape[-1])
-        query = None
-        if text.strip():
-            encode = cached_text_encoder(text_encoder_path(bank.text_encoder_file))
-            bank.check_text_encoder(encode)
-            query = encode([text.strip()])[0]
+        query = caption_query(bank, text)
         positive = redux_sequence(bank, emotion, query, top_k, combine)
         negative = redux_sequence(bank, negative_emotion, query, top_k, combine)
         return io.NodeOutput(SiglipOutput(positive), SiglipOutput(negative))

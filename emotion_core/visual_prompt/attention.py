@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from .injection import VisualPromptInjection
+from .injection import VisualPromptInjection, chunk_roles
 
 AttentionFn = Callable[..., torch.Tensor]
 
@@ -68,7 +68,7 @@ class ImagePromptAttention:
 
     def image_attention(self, q: torch.Tensor, extra_options: Mapping) -> torch.Tensor:
         """``attn(q, K_ip, V_ip)`` with each batch chunk's own role; one call when the roles' token counts match."""
-        size, roles = self.injection.chunk_roles(q.shape[0], extra_options)
+        size, roles = chunk_roles(self.injection, q.shape[0], extra_options)
         kv = [self.injection.kv(role, self.layer, q) for role in roles]
         if len({k.shape[0] for k, _ in kv}) == 1:
             k = torch.cat([k.expand(size, -1, -1) for k, _ in kv])

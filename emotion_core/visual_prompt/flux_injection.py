@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInputError
 from .flux_layout import FLUX, XLABS
-from .injection import ProjectedPrompt, VisualPromptInjection
+from .injection import ProjectedPrompt, VisualPromptInjection, chunk_roles
 from .prompt import VisualPrompt
 
 OVERRIDE_OPTION = "optimized_attention_override"
@@ -170,7 +170,7 @@ class FluxImagePromptBlock:
 
     def image_attention(self, q: torch.Tensor, options: Mapping) -> torch.Tensor:
         """``attn(q, K_ip, V_ip)`` with each batch chunk's role -> ``[B, L, hidden]``."""
-        size, roles = self.injection.chunk_roles(q.shape[0], options)
+        size, roles = chunk_roles(self.injection, q.shape[0], options)
         heads = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(0, 1).unsqueeze(0)
         outs = []
         for i, role in enumerate(roles):

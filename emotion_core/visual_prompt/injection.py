@@ -114,14 +114,6 @@ class VisualPromptInjection:
             roles.append(role or FALLBACK_ROLE)
         return roles
 
-    def chunk_roles(self, batch: int, options: Mapping) -> tuple[int, list[str]]:
-        """Rows per condition chunk of a ``batch``-row call and each chunk's token role, from the
-        sampler's ``cond_or_uncond`` and the guider's declared roles in ``options``."""
-        chunks = list(options.get("cond_or_uncond") or [0])
-        if batch % len(chunks):
-            raise RuntimeError(f"batch of {batch} does not split into {len(chunks)} condition chunks")
-        return batch // len(chunks), self.roles_for(chunks, options.get(GUIDER_ROLES_OPTION))
-
     def kv(self, role: str, layer: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys/values on the query's device and dtype (a no-op once the host loaded them there)."""
         k, v = self.projected.get(role, layer)
@@ -167,3 +159,13 @@ def check_sites(adapter: VisualPromptAdapter, sites: Sequence[AttnSite]) -> None
                 f"adapter layer {2 * number + 1} is {dim} wide but the model's block {site.key} is "
                 f"{site.inner_dim} wide; the adapter was made for another UNet"
             )
+
+
+def chunk_roles(injection, batch: int, options: Mapping) -> tuple[int, list]:
+    """Rows per condition chunk of a ``batch``-row call and each chunk's token role by
+    ``injection.roles_for`` (any injection: the sampling one or training's), from the sampler's
+    ``cond_or_uncond`` and the guider's declared roles in ``options``."""
+    chunks = list(options.get("cond_or_uncond") or [0])
+    if batch % len(chunks):
+        raise RuntimeError(f"batch of {batch} does not split into {len(chunks)} condition chunks")
+    return batch // len(chunks), injection.roles_for(chunks, options.get(GUIDER_ROLES_OPTION))
